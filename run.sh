@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# relgraph_jax front door.
+#   ./run.sh            set up (if needed) and run the offline quick start
+#   ./run.sh test       set up (if needed) and run the test suite
+#   ./run.sh ARGS...    set up (if needed) and pass ARGS to `python -m experiments.main`
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${RELGRAPH_VENV:-.venv}
+PY=${PYTHON:-python3}
+
+setup() {
+  local stamp="$VENV/.installed"
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  # Reinstall only when the requirements or the package metadata changed.
+  if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -r requirements.txt
+    "$VENV/bin/python" -m pip install -q --no-deps -e .
+    touch "$stamp"
+  fi
+}
+
+setup
+case "${1:-}" in
+  "")
+    exec "$VENV/bin/python" -m experiments.main \
+      --config=experiments/configs/quickstart.py --workdir="${WORKDIR:-workdirs/quickstart}"
+    ;;
+  test)
+    shift
+    # Eight fake CPU devices exercise the device-parallel code on one CPU.
+    export JAX_PLATFORMS=cpu XLA_FLAGS="--xla_force_host_platform_device_count=8 ${XLA_FLAGS:-}"
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    exec "$VENV/bin/python" -m experiments.main "$@"
+    ;;
+esac
