@@ -1,0 +1,44 @@
+"""The public entry points: validate a data block, load it, or open it as a stream."""
+from __future__ import annotations
+
+from typing import Any
+
+from relgraph_jax.data import arrays, digits, tfds_source
+from relgraph_jax.data.dataset import Dataset
+from relgraph_jax.data.imagenet import ImageNetStream
+from relgraph_jax.data.spec import DataSpec, parse
+
+_MODULES = {"arrays": arrays, "digits": digits, "tfds": tfds_source}
+
+
+def validate(data_cfg: Any) -> DataSpec:
+    """Cheap checks (config, paths, npz headers, labels, tfds metadata); returns the spec.
+
+    Raises ValueError/TypeError naming the bad value and what is allowed; a data set
+    that is not on disk raises DataNotFoundError (a FileNotFoundError and a ValueError)
+    with the command that creates it.
+    """
+    spec = parse(data_cfg)
+    _MODULES[spec.source].validate(spec)
+    return spec
+
+
+def load(data_cfg: Any) -> Dataset:
+    """The whole data set in host memory: uint8 NHWC images, int32 labels, mean/std."""
+    spec = parse(data_cfg)
+    return _MODULES[spec.source].load(spec)
+
+
+def is_streaming(data_cfg: Any) -> bool:
+    """True when the data set is read batch by batch (open_stream) instead of load."""
+    return parse(data_cfg).streaming
+
+
+def open_stream(data_cfg: Any, workers: int = 8, prefetch: int = 2) -> ImageNetStream:
+    """Train/eval batch iterators for a streaming data set (imagenet2012)."""
+    spec = parse(data_cfg)
+    if not spec.streaming:
+        raise ValueError(f"{spec.name!r} (source={spec.source!r}) is held in memory: use "
+                         f"relgraph_jax.data.load(data_cfg); streaming data sets: "
+                         f"imagenet2012 (source='tfds')")
+    return ImageNetStream(spec, workers=workers, prefetch=prefetch)

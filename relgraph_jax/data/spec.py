@@ -1,0 +1,136 @@
+"""A config's `data` block, checked and normalised into one frozen `DataSpec`.
+
+Every check here is on the config alone (no file is opened), so a typo in a source,
+name or field fails at once with the allowed values spelled out.
+"""
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Mapping
+
+SOURCES = ("arrays", "tfds", "digits")
+TFDS_NAMES = ("cifar10", "imagenet2012", "fashion_mnist", "mnist")
+STREAMING_NAMES = ("imagenet2012",)
+FIELDS = ("source", "name", "path", "augment", "crop_pad", "flip", "image_size",
+          "tfds_data_dir", "train_split", "test_split")
+PREPARE_CIFAR10 = "python -m relgraph_jax.data.prepare_cifar10 --out data_cache/cifar10.npz"
+
+
+class DataNotFoundError(FileNotFoundError, ValueError):
+    """A data set that is not on disk: catchable as FileNotFoundError or as ValueError."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """The validated data block: which data set, where it lives, how it is augmented."""
+    source: str
+    name: str
+    path: str | None
+    augment: bool
+    crop_pad: int
+    flip: bool
+    image_size: int | None
+    tfds_data_dir: str | None
+    train_split: str
+    test_split: str
+
+    @property
+    def streaming(self) -> bool:
+        """True for data sets read batch by batch from disk rather than held in memory."""
+        return self.source == "tfds" and self.name in STREAMING_NAMES
+
+
+def parse(data_cfg: Any) -> DataSpec:
+    """Checks field names, types and source/name combinations of a data block."""
+    if isinstance(data_cfg, DataSpec):
+        return data_cfg
+    if not (isinstance(data_cfg, Mapping) or hasattr(data_cfg, "keys")):
+        raise TypeError(f"data config must be a mapping or ConfigDict, "
+                        f"got {type(data_cfg).__name__}")
+    unknown = sorted(set(data_cfg.keys()) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown data config field(s) {unknown}; allowed: {list(FIELDS)}")
+    get = data_cfg.get
+
+    source = get("source")
+    if source not in SOURCES:
+        raise ValueError(f"unknown data source {source!r}; allowed: {list(SOURCES)}"
+                         + _source_hint(source))
+    name, path, tfds_data_dir = get("name"), get("path"), get("tfds_data_dir")
+    if source != "arrays" and path:
+        raise ValueError(f"data.path={path!r} is only used with source='arrays', "
+                         f"not source={source!r}")
+    if source != "tfds" and tfds_data_dir:
+        raise ValueError(f"data.tfds_data_dir={tfds_data_dir!r} is only used with "
+                         f"source='tfds', not source={source!r}")
+
+    if source == "digits":
+        if name not in (None, "", "digits"):
+            raise ValueError(f"source='digits' holds the single data set 'digits', "
+                             f"got name={name!r}" + _source_hint(name))
+        name = "digits"
+    elif source == "tfds":
+        if name not in TFDS_NAMES:
+            hint = " (the bundled digits are source='digits')" if name == "digits" else ""
+            raise ValueError(f"unknown tfds data set name={name!r}; "
+                             f"allowed: {list(TFDS_NAMES)}{hint}")
+    else:
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"source='arrays' needs data.path to an .npz file, got "
+                             f"path={path!r}; for the shared CIFAR-10 copy run "
+                             f"`{PREPARE_CIFAR10}`")
+        if name in (None, ""):
+            name = _stem(path)
+        if not isinstance(name, str):
+            raise TypeError(f"data.name must be a string, got {name!r}")
+
+    image_size = get("image_size")
+    if image_size is not None:
+        image_size = _int(image_size, "image_size", minimum=1)
+    default_test = "validation" if name == "imagenet2012" else "test"
+    train_split = _text(get("train_split") or "train", "train_split")
+    test_split = _text(get("test_split") or default_test, "test_split")
+    if source != "tfds" and (train_split, test_split) != ("train", "test"):
+        raise ValueError(f"train_split/test_split are only used with source='tfds', got "
+                         f"{train_split!r}/{test_split!r} for source={source!r}")
+    return DataSpec(source=source, name=name, path=path if source == "arrays" else None,
+                    augment=_bool(get("augment", True), "augment"),
+                    crop_pad=_int(get("crop_pad", 4), "crop_pad", minimum=0),
+                    flip=_bool(get("flip", True), "flip"), image_size=image_size,
+                    tfds_data_dir=tfds_data_dir or None,
+                    train_split=train_split, test_split=test_split)
+
+
+def _source_hint(value: Any) -> str:
+    """Suggests the right source for a data set name given in the wrong field."""
+    if value in TFDS_NAMES:
+        return f" (did you mean source='tfds', name='{value}'?)"
+    if value == "digits":
+        return " (did you mean source='digits'?)"
+    if isinstance(value, str) and value.endswith(".npz"):
+        return f" (did you mean source='arrays', path='{value}'?)"
+    return ""
+
+
+def _stem(path: str) -> str:
+    base = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return base[:-4] if base.endswith(".npz") else base
+
+
+def _bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"data.{field} must be True or False, got {value!r}")
+    return value
+
+
+def _int(value: Any, field: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"data.{field} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"data.{field} must be a string, got {value!r}")
+    return value

@@ -1,0 +1,102 @@
+"""How batches reach the compiled step: a data set resident on the device, or a host stream.
+
+Both feeds give each seed its own data order (`data.epoch_order(seed, epoch, n)`), so all
+variants with the same seed see the same batches whatever the device count, and a resume
+at any step continues the exact sequence.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from relgraph_jax import data as data_lib
+from relgraph_jax.train import mesh as mesh_lib
+
+
+def _epoch_perms(seeds, epoch, n):
+    return np.stack([np.asarray(data_lib.epoch_order(s, epoch, n)) for s in seeds]).astype(np.int32)
+
+
+class ResidentFeed:
+    """Small data sets (CIFAR-10, MNIST, digits): uint8 on every device, batched there."""
+
+    def __init__(self, ds, programs, shard, seeds, eval_batch_size):
+        self.programs, self.shard, self.seeds = programs, shard, seeds
+        self.n_train, self.num_test = len(ds.y_train), len(ds.y_test)
+        self.x_train = mesh_lib.put(ds.x_train, shard.replicated)
+        self.y_train = mesh_lib.put(ds.y_train.astype(np.int32), shard.replicated)
+        total = -(-self.num_test // eval_batch_size) * eval_batch_size
+        x = np.zeros((total,) + ds.x_test.shape[1:], ds.x_test.dtype)
+        y = np.zeros((total,), np.int32)
+        w = np.zeros((total,), np.float32)
+        x[:self.num_test], y[:self.num_test], w[:self.num_test] = ds.x_test, ds.y_test, 1.0
+        self.test = mesh_lib.put((x, y, w), shard.replicated)
+        self._evaluate = programs.evaluate(shard)
+        self._chunks = {}
+        self._perms_epoch, self._perms = None, None
+
+    def train(self, state, vconst, step: int, num_steps: int):
+        epoch = step // self.programs.steps_per_epoch
+        if self._perms_epoch != epoch:
+            self._perms = mesh_lib.put(_epoch_perms(self.seeds, epoch, self.n_train),
+                                       self.shard.replicated)
+            self._perms_epoch = epoch
+        if num_steps not in self._chunks:
+            self._chunks[num_steps] = self.programs.train_chunk(num_steps, self.shard)
+        return self._chunks[num_steps](state, vconst, self.x_train, self.y_train, self._perms,
+                                       jnp.int32(step))
+
+    def evaluate(self, state):
+        """(summed test loss, correct count) per variant slot, as host arrays."""
+        return mesh_lib.fetch(self._evaluate(state, *self.test))
+
+    def close(self):
+        pass
+
+
+class StreamFeed:
+    """Large data sets (ImageNet) decoded on host threads; one batch per seed per step.
+
+    Every process decodes the full global batch (variants, not examples, are split over
+    devices), so multi-host runs need no exchange of examples.
+    """
+
+    def __init__(self, stream, programs, shard, seeds, batch_size, eval_batch_size):
+        self.stream, self.programs, self.shard, self.seeds = stream, programs, shard, seeds
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_test = stream.num_test
+        self._step_fn = programs.train_fed(shard)
+        self._evaluate = programs.evaluate(shard)
+        self._iters, self._next_step = None, None
+
+    def _open_epoch(self, step):
+        epoch, first = divmod(step, self.programs.steps_per_epoch)
+        self._iters = [self.stream.train_batches(self.batch_size, s, epoch, first_batch=first)
+                       for s in self.seeds]
+        self._next_step = step
+
+    def train(self, state, vconst, step: int, num_steps: int):
+        for s in range(step, step + num_steps):
+            if self._next_step != s or s % self.programs.steps_per_epoch == 0:
+                self.close()
+                self._open_epoch(s)
+            batches = [next(it) for it in self._iters]
+            images = np.stack([b.images for b in batches])
+            labels = np.stack([b.labels for b in batches])
+            images, labels = mesh_lib.put((images, labels), self.shard.replicated)
+            state = self._step_fn(state, vconst, images, labels, jnp.int32(s))
+            self._next_step = s + 1
+        return state
+
+    def evaluate(self, state):
+        loss, correct = 0.0, 0.0
+        for batch in self.stream.test_batches(self.eval_batch_size):
+            arrays = (batch.images, batch.labels, batch.valid.astype(np.float32))
+            l, c = mesh_lib.fetch(self._evaluate(state, *mesh_lib.put(arrays, self.shard.replicated)))
+            loss, correct = loss + l, correct + c
+        return loss, correct
+
+    def close(self):
+        for it in self._iters or ():
+            it.close()
+        self._iters = None

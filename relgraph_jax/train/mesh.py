@@ -1,0 +1,57 @@
+"""The device mesh: a "variants" axis (independent models) and a "data" axis (batch split).
+
+Arrays are placed with `jax.make_array_from_callback`, which works the same on one device,
+many local devices and many hosts (each process fills only its addressable shards from
+the same host copy).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+
+class Shardings(NamedTuple):
+    variants: NamedSharding     # leading axis split over "variants"
+    replicated: NamedSharding   # a full copy on every device
+
+
+def make_mesh(data_parallel: int = 1, num_devices: int = 0) -> jax.sharding.Mesh:
+    """The first num_devices devices (0 = all) as (variants, data)."""
+    available = jax.device_count()
+    n = num_devices or available
+    if not 1 <= n <= available:
+        raise ValueError(f"config.mesh.devices={num_devices}: allowed 0 (all) or 1..{available}")
+    if data_parallel < 1 or n % data_parallel:
+        raise ValueError(f"config.mesh.data={data_parallel} must be a positive divisor of the "
+                         f"{n} devices used")
+    return jax.make_mesh((n // data_parallel, data_parallel), ("variants", "data"),
+                         axis_types=(AxisType.Auto, AxisType.Auto), devices=jax.devices()[:n])
+
+
+def shardings(mesh) -> Shardings:
+    return Shardings(NamedSharding(mesh, P("variants")), NamedSharding(mesh, P()))
+
+
+def put(tree, sharding: NamedSharding):
+    """Host numpy tree -> global jax arrays with the given sharding."""
+    def one(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+    return jax.tree.map(one, tree)
+
+
+def fetch(tree):
+    """Global jax arrays -> host numpy, gathered from every process when there are several."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+    return jax.tree.map(np.asarray, tree)
+
+
+def variant_slots(num_variants: int, mesh) -> int:
+    """Variant-axis length: the variant count rounded up to a multiple of the axis size."""
+    axis = mesh.shape["variants"]
+    return -(-num_variants // axis) * axis

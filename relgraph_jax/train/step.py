@@ -1,0 +1,159 @@
+"""The compiled programs: a chunk of training steps and a full evaluation, for all variants.
+
+Every function here works on ONE variant and is vmapped over the leading variant axis;
+with `spmd_axis_name` that axis is sharded over the mesh's "variants" axis, and a batch
+axis can be sharded over "data". Variants never interact, so one diverging variant is
+frozen (its update rejected) without touching the others.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from relgraph_jax import data as data_lib
+
+
+def _tree_all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def _select(keep, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, old)
+
+
+def cross_entropy(logits, labels):
+    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+
+
+class Programs:
+    """Builds the jitted train-chunk and eval functions for one model and data layout."""
+
+    def __init__(self, model, tx, mesh, *, batch_size, steps_per_epoch, data_spec, mean, std,
+                 eval_batch_size, compute_dtype=jnp.float32):
+        self.model = model
+        self.tx = tx
+        self.batch_sharding = NamedSharding(mesh, P("data"))
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.data_spec = data_spec
+        self.mean = mean
+        self.std = std
+        self.eval_batch_size = eval_batch_size
+        self.compute_dtype = compute_dtype
+
+    # ---- one variant ----------------------------------------------------------------
+    def _variables(self, vstate, params):
+        return {"params": params, "batch_stats": vstate["batch_stats"], "masks": vstate["masks"]}
+
+    def _inputs(self, images_uint8):
+        x = data_lib.normalize(images_uint8, self.mean, self.std)
+        return jax.lax.with_sharding_constraint(x.astype(self.compute_dtype), self.batch_sharding)
+
+    def _resident_batch(self, vconst, x_all, y_all, perms, step):
+        """This variant's batch from a device-resident data set, in its seed's order."""
+        in_epoch = step % self.steps_per_epoch
+        order = perms[vconst["seed_index"]]
+        idx = jax.lax.dynamic_slice(order, (in_epoch * self.batch_size,), (self.batch_size,))
+        images, labels = x_all[idx], y_all[idx]
+        if self.data_spec.augment:
+            key = jax.random.fold_in(jax.random.key(vconst["seed"]), step)
+            images = data_lib.augment_batch(images, key, self.data_spec.crop_pad,
+                                            self.data_spec.flip)
+        return images, labels
+
+    def _update(self, vstate, images, labels, step):
+        """One SGD step of one variant; a non-finite result freezes the variant instead."""
+        x = self._inputs(images)
+
+        def loss_fn(params):
+            logits, updated = self.model.apply(self._variables(vstate, params), x, train=True,
+                                               mutable=["batch_stats"])
+            return cross_entropy(logits, labels).mean(), updated["batch_stats"]
+
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(vstate["params"])
+        updates, opt_state = self.tx.update(grads, vstate["opt_state"], vstate["params"])
+        params = optax.apply_updates(vstate["params"], updates)
+
+        ok = jnp.isfinite(loss) & _tree_all_finite(params) & _tree_all_finite(batch_stats)
+        keep = ok & ~vstate["failed"]
+        new = dict(vstate)
+        new.update(_select(keep, {"params": params, "batch_stats": batch_stats,
+                                  "opt_state": opt_state},
+                           {k: vstate[k] for k in ("params", "batch_stats", "opt_state")}))
+        newly_failed = ~ok & ~vstate["failed"]
+        new["failed"] = vstate["failed"] | ~ok
+        new["failed_step"] = jnp.where(newly_failed, step, vstate["failed_step"])
+        fresh_epoch = step % self.steps_per_epoch == 0
+        new["loss_sum"] = jnp.where(fresh_epoch, 0.0, vstate["loss_sum"]) + jnp.where(keep, loss, 0.0)
+        new["loss_count"] = (jnp.where(fresh_epoch, 0.0, vstate["loss_count"])
+                             + keep.astype(jnp.float32))
+        return new
+
+    def _eval(self, vstate, x_test, y_test, weight):
+        """Summed loss and correct count of one variant over the (padded) test set."""
+        nb = x_test.shape[0] // self.eval_batch_size
+        xs = x_test.reshape((nb, self.eval_batch_size) + x_test.shape[1:])
+        ys = y_test.reshape(nb, self.eval_batch_size)
+        ws = weight.reshape(nb, self.eval_batch_size)
+
+        def body(carry, batch):
+            images, labels, w = batch
+            logits = self.model.apply(self._variables(vstate, vstate["params"]),
+                                      self._inputs(images), train=False)
+            loss = (cross_entropy(logits, labels) * w).sum()
+            correct = ((jnp.argmax(logits, -1) == labels) * w).sum()
+            return (carry[0] + loss, carry[1] + correct), None
+
+        (loss, correct), _ = jax.lax.scan(body, (0.0, 0.0), (xs, ys, ws))
+        return loss, correct
+
+    # ---- all variants -----------------------------------------------------------------
+    def train_chunk(self, num_steps: int, shardings):
+        """jit(state, vconst, x, y, perms, start_step) -> state after num_steps steps.
+
+        For data sets resident on the device: no host work between the steps of a chunk.
+        """
+        def one(vstate, vconst, x_all, y_all, perms, step):
+            images, labels = self._resident_batch(vconst, x_all, y_all, perms, step)
+            return self._update(vstate, images, labels, step)
+
+        step_all = jax.vmap(one, in_axes=(0, 0, None, None, None, None),
+                            spmd_axis_name="variants")
+
+        def chunk(state, vconst, x_all, y_all, perms, start_step):
+            def body(i, s):
+                return step_all(s, vconst, x_all, y_all, perms, start_step + i)
+            return jax.lax.fori_loop(0, num_steps, body, state)
+
+        v, r = shardings.variants, shardings.replicated
+        return jax.jit(chunk, in_shardings=(v, v, r, r, r, r), out_shardings=v,
+                       donate_argnums=(0,))
+
+    def train_fed(self, shardings):
+        """jit(state, vconst, images[S, B, ...], labels[S, B], step) -> state.
+
+        For streamed data sets: the host feeds one batch per seed, each variant takes its
+        seed's batch.
+        """
+        def one(vstate, vconst, images, labels, step):
+            return self._update(vstate, images[vconst["seed_index"]],
+                                labels[vconst["seed_index"]], step)
+
+        step_all = jax.vmap(one, in_axes=(0, 0, None, None, None), spmd_axis_name="variants")
+        v, r = shardings.variants, shardings.replicated
+        return jax.jit(step_all, in_shardings=(v, v, r, r, r), out_shardings=v,
+                       donate_argnums=(0,))
+
+    def evaluate(self, shardings):
+        """jit(state, x_test, y_test, weight) -> (loss_sum[V], correct[V]).
+
+        The test arrays' length must be a multiple of eval_batch_size (zero-weight padding).
+        """
+        eval_all = jax.vmap(self._eval, in_axes=(0, None, None, None),
+                            spmd_axis_name="variants")
+        v, r = shardings.variants, shardings.replicated
+        return jax.jit(eval_all, in_shardings=(v, r, r, r), out_shardings=v)

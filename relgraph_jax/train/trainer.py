@@ -1,0 +1,246 @@
+"""train_and_evaluate(config, workdir): every variant of a sweep in one compiled program.
+
+Order of work, so that mistakes surface in seconds: validate the config, resolve and
+budget-match the graphs, validate the data and the workdir; only then load data, build
+the stacked state and compile. Each evaluation's records are appended to
+WORKDIR/results.jsonl before the checkpoint is written, so a kill anywhere loses at most
+the work since the last checkpoint and never duplicates a record.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from relgraph_jax import data as data_lib
+from relgraph_jax import models as models_lib
+from relgraph_jax.train import checkpoint as checkpoint_lib
+from relgraph_jax.train import feeds, optim, results, variants as variants_lib
+from relgraph_jax.train import mesh as mesh_lib
+from relgraph_jax.train import step as step_lib
+from relgraph_jax.train import workdir as workdir_lib
+from relgraph_jax.train.validate import validate_config
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+STATE_COLLECTIONS = ("params", "batch_stats", "masks")
+
+
+class _StopFlag:
+    """Turns SIGTERM (preemption) into a request to checkpoint and exit after the chunk."""
+
+    def __init__(self):
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        try:
+            previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: the caller handles signals
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+
+def _log(msg: str) -> None:
+    if jax.process_index() == 0:
+        print(msg, flush=True)
+
+
+def build_state(config, variant_list, slots, model, tx, sample):
+    """Host numpy state of all variants, stacked; slots beyond the variants repeat the last.
+
+    Each variant is initialised at its own width from its seed, then zero-padded to the
+    shared (widest) shapes, so padding never changes what a variant computes.
+    """
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample, train=False))
+    shapes = {k: shapes[k] for k in STATE_COLLECTIONS}
+    inits = {}
+    per_variant = []
+    for v in variant_list:
+        key = (v.graph, v.seed, v.width)
+        if key not in inits:
+            own = models_lib.build(config.model, v.graph, width=v.width)
+            variables = own.init(jax.random.key(v.seed), sample, train=False)
+            inits[key] = variants_lib.pad_to(
+                jax.device_get({k: variables[k] for k in STATE_COLLECTIONS}), shapes)
+        variables = inits[key]
+        opt_state = optim.set_hyperparams(tx.init(variables["params"]), v.lr, v.weight_decay)
+        per_variant.append({**variables, "opt_state": jax.device_get(opt_state),
+                            "failed": np.bool_(False), "failed_step": np.int32(-1),
+                            "loss_sum": np.float32(0), "loss_count": np.float32(0)})
+    per_variant += [per_variant[-1]] * (slots - len(per_variant))
+    return variants_lib.stack(per_variant)
+
+
+def _variant_constants(variant_list, slots, seeds):
+    seed = np.array([v.seed for v in variant_list]
+                    + [variant_list[-1].seed] * (slots - len(variant_list)), np.int32)
+    return {"seed": seed, "seed_index": np.searchsorted(np.asarray(seeds), seed).astype(np.int32)}
+
+
+def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test):
+    out = []
+    for v in variant_list:
+        i = v.id
+        rec = v.record_fields(model_name, grid_names)
+        rec.update(epoch=epoch, step=step)
+        if metrics["failed"][i]:
+            rec.update(status="failed", train_loss=None, test_loss=None, test_error=None,
+                       failure=f"non-finite loss or parameters at step "
+                               f"{int(metrics['failed_step'][i])}; variant frozen there")
+        else:
+            rec.update(status="ok", failure=None,
+                       train_loss=float(metrics["loss_sum"][i] / max(metrics["loss_count"][i], 1.0)),
+                       test_loss=float(metrics["test_loss"][i] / n_test),
+                       test_error=float(100.0 * (1.0 - metrics["correct"][i] / n_test)))
+        out.append(rec)
+    return out
+
+
+def _evaluate_and_record(feed, state, variant_list, grid_names, model_name, step, epoch, store):
+    """Evaluates every variant, appends the epoch's records, logs a one-line summary."""
+    test_loss, correct = feed.evaluate(state)
+    metrics = mesh_lib.fetch({k: state[k] for k in ("loss_sum", "loss_count", "failed",
+                                                    "failed_step")})
+    metrics.update(test_loss=np.asarray(test_loss), correct=np.asarray(correct))
+    recs = _records(variant_list, grid_names, model_name, epoch, step, metrics, feed.num_test)
+    if store is not None:
+        store.append(recs)
+    ok = [r["test_error"] for r in recs if r["status"] == "ok"]
+    summary = f"mean {np.mean(ok):.2f}% best {min(ok):.2f}%" if ok else "no variant left"
+    failed = len(recs) - len(ok)
+    _log(f"eval epoch {epoch}: test error {summary}" + (f", {failed} variants failed" if failed else ""))
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _open_data(data_spec):
+    """(source, resident): a whole Dataset held on the devices, or an ImageNet stream.
+
+    Either has num_train, num_test, mean, std, image_shape and name.
+    """
+    if data_lib.is_streaming(data_spec):
+        return data_lib.open_stream(data_spec), False
+    return data_lib.load(data_spec), True
+
+
+def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
+    """Trains every variant of `config`, appending records to WORKDIR/results.jsonl.
+
+    Resumes from the workdir's latest checkpoint. `stop_after_steps` (tests, chaos runs)
+    stops after that many steps of this invocation as a preemption would: checkpoint, exit.
+    Returns a summary dict (variants, steps run, last step, whether it finished).
+    """
+    validate_config(config)
+    variant_list = variants_lib.build_variants(config)
+    grid_names, _ = variants_lib.grid_combinations(config)
+    data_spec = data_lib.validate(config.data)
+    workdir_lib.check_writable(workdir)
+
+    source, resident = _open_data(data_spec)
+    if tuple(source.image_shape) != tuple(config.input_shape):
+        raise ValueError(f"data images have shape {tuple(source.image_shape)} but "
+                         f"config.input_shape is {tuple(config.input_shape)}; set them equal")
+    tc = config.train
+    steps_per_epoch = source.num_train // tc.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"config.train.batch_size={tc.batch_size} exceeds the "
+                         f"{source.num_train} training examples")
+    workdir_lib.claim(workdir, config.to_dict())
+    total_steps = steps_per_epoch * tc.epochs
+
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
+    shard = mesh_lib.shardings(mesh)
+    slots = mesh_lib.variant_slots(len(variant_list), mesh)
+    widest = max(v.width for v in variant_list)
+    model = models_lib.build(config.model, variant_list[0].graph, width=widest)
+    tx = optim.make_optimizer(tc, steps_per_epoch)
+    sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
+    seeds = sorted({v.seed for v in variant_list})
+    eval_bs = min(tc.eval_batch_size, source.num_test)
+
+    _log(f"{len(variant_list)} variants ({slots} slots on {mesh.devices.size} devices), widths "
+         f"{min(v.width for v in variant_list)}-{widest}, {tc.epochs} epochs x {steps_per_epoch} "
+         f"steps, data {source.name}: {source.num_train} train / {source.num_test} test")
+    state = mesh_lib.put(build_state(config, variant_list, slots, model, tx, sample), shard.variants)
+    vconst = mesh_lib.put(_variant_constants(variant_list, slots, seeds), shard.variants)
+    programs = step_lib.Programs(
+        model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
+        data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
+        compute_dtype=COMPUTE_DTYPES[tc.compute_dtype])
+    feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
+            feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))
+
+    ckpts = checkpoint_lib.Checkpoints(workdir)
+    store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
+    if store is not None and store.repaired_bytes:
+        _log(f"repaired a torn last line of {store.path} ({store.repaired_bytes} bytes cut)")
+    step = 0
+    latest = ckpts.latest_step()
+    if latest is not None:
+        state = ckpts.restore(latest, state)
+        step = latest
+        _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
+
+    stop = _StopFlag()
+    steps_run = 0
+    samples_per_step = tc.batch_size * len(variant_list)
+    t_start = time.time()
+    try:
+        with stop.installed():
+            while step < total_steps:
+                in_epoch = step % steps_per_epoch
+                n = min(tc.steps_per_call, steps_per_epoch - in_epoch)
+                if tc.checkpoint_every_steps:
+                    n = min(n, tc.checkpoint_every_steps - step % tc.checkpoint_every_steps)
+                if stop_after_steps is not None:
+                    n = min(n, stop_after_steps - steps_run)
+                state = feed.train(state, vconst, step, n)
+                step, steps_run = step + n, steps_run + n
+                epoch_done = step % steps_per_epoch == 0
+                if epoch_done or steps_run % tc.log_every_steps < n:
+                    jax.block_until_ready(state["loss_sum"])
+                    rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)
+                    eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
+                    _log(f"epoch {step / steps_per_epoch:.2f}/{tc.epochs} | step {step}/{total_steps}"
+                         f" | {len(variant_list)} variants | {rate:,.0f} model-samples/s | "
+                         f"ETA {_format_eta(eta)}")
+                should_stop = stop.requested or (stop_after_steps is not None
+                                                 and steps_run >= stop_after_steps)
+                epoch = step // steps_per_epoch
+                if epoch_done and (epoch % tc.eval_every == 0 or step == total_steps):
+                    _evaluate_and_record(feed, state, variant_list, grid_names, config.model.name,
+                                         step, epoch, store)
+                    ckpts.save(step, state)
+                elif should_stop or (tc.checkpoint_every_steps
+                                     and step % tc.checkpoint_every_steps == 0):
+                    ckpts.save(step, state)
+                if should_stop:
+                    if step < total_steps:
+                        _log(f"stopped at step {step}: checkpoint saved; rerun the same command "
+                             "to resume")
+                    break
+    finally:
+        feed.close()
+        ckpts.close()
+    finished = step >= total_steps
+    if finished:
+        _log(f"done: {len(variant_list)} variants x {tc.epochs} epochs; results in "
+             f"{store.path if store else workdir}")
+    return {"variants": len(variant_list), "steps_run": steps_run, "step": step,
+            "finished": finished, "stopped_by_signal": stop.requested}

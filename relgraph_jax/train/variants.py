@@ -1,0 +1,90 @@
+"""Variants = graphs x seeds (x a small hyper-parameter grid), each budget-matched.
+
+Variant ids are positions in that product, in the order graphs (as resolved), then
+hyper-parameter combinations, then seeds, so ids are stable for a given config.
+Narrower variants are embedded in the widest one by zero padding (see `pad_to`): padded
+channels have zero weights, zero masks and zero BatchNorm scale, so they stay exactly zero
+and change no output or gradient of the real channels.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import numpy as np
+
+from relgraph_jax import budget as budget_lib
+from relgraph_jax import graphs as graphs_lib
+
+GRID_FIELDS = ("lr", "weight_decay")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    id: int
+    graph: "graphs_lib.RelationalGraph"
+    seed: int
+    lr: float
+    weight_decay: float
+    width: int
+    macs: int
+    params: int
+
+    def record_fields(self, model_name: str, grid_names) -> dict:
+        """The per-variant part of every results record."""
+        return {"variant": self.id, "graph": self.graph.spec, "C": float(self.graph.C),
+                "L": float(self.graph.L), "seed": self.seed, "model": model_name,
+                "width": self.width, "macs": int(self.macs), "params": int(self.params),
+                "hparams": {name: getattr(self, name) for name in grid_names}}
+
+
+def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:
+    """The hyper-parameter grid as (names that vary, list of {lr, weight_decay})."""
+    grid = config.get("grid", {}) or {}
+    unknown = sorted(set(grid.keys()) - set(GRID_FIELDS))
+    if unknown:
+        raise ValueError(f"config.grid has unknown field(s) {unknown}; allowed: {list(GRID_FIELDS)}")
+    axes = {name: tuple(grid.get(name) or ()) or (config.train[name],) for name in GRID_FIELDS}
+    varying = tuple(name for name in GRID_FIELDS if grid.get(name))
+    combos = [dict(zip(GRID_FIELDS, values)) for values in itertools.product(*axes.values())]
+    return varying, combos
+
+
+def build_variants(config) -> list[Variant]:
+    """Resolves graphs, checks them against the model, and matches each one's width."""
+    graphs = graphs_lib.resolve(config.graphs)
+    if config.seeds < 1:
+        raise ValueError(f"config.seeds={config.seeds}: need at least 1 seed")
+    nodes = config.model.nodes
+    for g in graphs:
+        if g.n != nodes:
+            raise ValueError(f"graph {g.spec} has {g.n} nodes but config.model.nodes is {nodes}; "
+                             "use graphs with that many nodes or change config.model.nodes")
+    _, combos = grid_combinations(config)
+    input_shape = tuple(config.input_shape)
+    variants = []
+    for g in graphs:
+        b = budget_lib.match(config.model, g, input_shape) if config.budget_match else \
+            budget_lib.count(config.model, g, config.model.width, input_shape)
+        for hp in combos:
+            for seed in range(config.seeds):
+                variants.append(Variant(len(variants), g, seed, float(hp["lr"]),
+                                        float(hp["weight_decay"]), b.width, b.macs, b.params))
+    return variants
+
+
+def pad_to(tree, like):
+    """Zero-pads every leaf of `tree` at the end of each axis to the shape of `like`'s leaf."""
+    def one(x, target):
+        x = np.asarray(x)
+        pad = [(0, t - s) for s, t in zip(x.shape, target.shape)]
+        if any(p < 0 for _, p in pad):
+            raise ValueError(f"cannot pad shape {x.shape} to the smaller {target.shape}")
+        return np.pad(x, pad)
+    return jax.tree.map(one, tree, like)
+
+
+def stack(trees):
+    """Stacks a list of identical-structure numpy trees along a new leading variant axis."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *trees)

@@ -1,0 +1,68 @@
+"""A workdir belongs to one configuration: refuse to mix results of different configs."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+CONFIG_FILE = "config.json"
+# Fields that may change between a run and its resume without changing any result.
+RUN_CONTROL_FIELDS = ("train.log_every_steps", "train.steps_per_call", "mesh.devices",
+                      "mesh.data", "train.checkpoint_every_steps")
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_identity(config_dict: dict) -> dict:
+    """The flattened config minus run-control fields: what a workdir's results depend on."""
+    flat = _flatten(json.loads(json.dumps(config_dict, default=list)))
+    return {k: v for k, v in flat.items() if k not in RUN_CONTROL_FIELDS}
+
+
+def check_writable(workdir: str) -> None:
+    """Creates workdir if needed and proves it is writable, before anything expensive."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise ValueError(f"workdir {workdir!r} is not writable ({e.strerror}); "
+                         "pass a --workdir you can write to") from e
+
+
+def claim(workdir: str, config_dict: dict) -> bool:
+    """Records the config in a new workdir, or checks it matches the one already there.
+
+    Returns True when the workdir already held this config (a resume).
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    identity = config_identity(config_dict)
+    if os.path.exists(path):
+        with open(path) as f:
+            stored = json.load(f)
+        old = config_identity(stored)
+        if old != identity:
+            diffs = [f"{k}: {old.get(k, '<absent>')!r} there vs {identity.get(k, '<absent>')!r} now"
+                     for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+            raise ValueError(
+                f"workdir {workdir!r} was created by a different config ({shown}). "
+                "Results of different configs are never mixed: use a new --workdir, or "
+                "delete this one to start over.")
+        return True
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config_dict, f, indent=2, sort_keys=True, default=list)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return False
