@@ -8,7 +8,7 @@
 Rerunning the same command on an existing workdir resumes it. Several hosts: start the
 same command on each with --coordinator=HOST:PORT --num_processes=N --process_id=I.
 """
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -23,6 +23,7 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in a m
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines off the terminal
     config = _CONFIG.value
     if _DRY_RUN.value:
         from experiments import describe

@@ -28,10 +28,9 @@ class ResidentFeed:
         total = -(-self.num_test // eval_batch_size) * eval_batch_size
         x = np.zeros((total,) + ds.x_test.shape[1:], ds.x_test.dtype)
         y = np.zeros((total,), np.int32)
-        w = np.zeros((total,), np.float32)
-        x[:self.num_test], y[:self.num_test], w[:self.num_test] = ds.x_test, ds.y_test, 1.0
-        self.test = mesh_lib.put((x, y, w), shard.replicated)
-        self._evaluate = programs.evaluate(shard)
+        x[:self.num_test], y[:self.num_test] = ds.x_test, ds.y_test
+        self.test = mesh_lib.put((x, y), shard.replicated)
+        self._evaluate = programs.evaluate()
         self._chunks = {}
         self._perms_epoch, self._perms = None, None
 
@@ -42,13 +41,15 @@ class ResidentFeed:
                                        self.shard.replicated)
             self._perms_epoch = epoch
         if num_steps not in self._chunks:
-            self._chunks[num_steps] = self.programs.train_chunk(num_steps, self.shard)
+            self._chunks[num_steps] = self.programs.train_chunk(num_steps)
         return self._chunks[num_steps](state, vconst, self.x_train, self.y_train, self._perms,
                                        jnp.int32(step))
 
     def evaluate(self, state):
-        """(summed test loss, correct count) per variant slot, as host arrays."""
-        return mesh_lib.fetch(self._evaluate(state, *self.test))
+        """(summed test loss, correct count) per variant slot, as float64 host arrays."""
+        loss, correct = mesh_lib.fetch(self._evaluate(state, *self.test))
+        n = self.num_test
+        return (loss[:, :n].astype(np.float64).sum(1), correct[:, :n].sum(1).astype(np.float64))
 
     def close(self):
         pass
@@ -65,8 +66,8 @@ class StreamFeed:
         self.stream, self.programs, self.shard, self.seeds = stream, programs, shard, seeds
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_test = stream.num_test
-        self._step_fn = programs.train_fed(shard)
-        self._evaluate = programs.evaluate(shard)
+        self._step_fn = programs.train_fed()
+        self._evaluate = programs.evaluate()
         self._iters, self._next_step = None, None
 
     def _open_epoch(self, step):
@@ -91,10 +92,11 @@ class StreamFeed:
     def evaluate(self, state):
         loss, correct = 0.0, 0.0
         for batch in self.stream.test_batches(self.eval_batch_size):
-            arrays = (batch.images, batch.labels, batch.valid.astype(np.float32))
-            l, c = mesh_lib.fetch(self._evaluate(state, *mesh_lib.put(arrays, self.shard.replicated)))
-            loss, correct = loss + l, correct + c
-        return loss, correct
+            arrays = mesh_lib.put((batch.images, batch.labels), self.shard.replicated)
+            l, c = mesh_lib.fetch(self._evaluate(state, *arrays))
+            loss = loss + l[:, batch.valid].astype(np.float64).sum(1)
+            correct = correct + c[:, batch.valid].sum(1)
+        return loss, np.asarray(correct, np.float64)
 
     def close(self):
         for it in self._iters or ():

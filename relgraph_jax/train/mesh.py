@@ -51,7 +51,8 @@ def fetch(tree):
     return jax.tree.map(np.asarray, tree)
 
 
-def variant_slots(num_variants: int, mesh) -> int:
-    """Variant-axis length: the variant count rounded up to a multiple of the axis size."""
-    axis = mesh.shape["variants"]
-    return -(-num_variants // axis) * axis
+def variant_slots(num_variants: int, mesh, variant_batch: int = 1) -> int:
+    """Variant-axis length: the variant count rounded up so that every device of the
+    "variants" axis holds the same whole number of groups of `variant_batch`."""
+    unit = mesh.shape["variants"] * variant_batch
+    return -(-num_variants // unit) * unit

@@ -1,9 +1,10 @@
 """The compiled programs: a chunk of training steps and a full evaluation, for all variants.
 
-Every function here works on ONE variant and is vmapped over the leading variant axis;
-with `spmd_axis_name` that axis is sharded over the mesh's "variants" axis, and a batch
-axis can be sharded over "data". Variants never interact, so one diverging variant is
-frozen (its update rejected) without touching the others.
+Every `_`-function here works on ONE variant. The leading variant axis of the state is
+split over the mesh's "variants" axis with shard_map; on each device lax.map runs the
+local variants `variant_batch` at a time (vmapped inside a group). A batch can further be
+split over the "data" axis. Variants never interact, so one diverging variant is frozen
+(its update rejected) without touching the others.
 """
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ class Programs:
     """Builds the jitted train-chunk and eval functions for one model and data layout."""
 
     def __init__(self, model, tx, mesh, *, batch_size, steps_per_epoch, data_spec, mean, std,
-                 eval_batch_size, compute_dtype=jnp.float32):
+                 eval_batch_size, variant_batch=1, compute_dtype=jnp.float32):
         self.model = model
         self.tx = tx
-        self.batch_sharding = NamedSharding(mesh, P("data"))
+        self.mesh = mesh
+        self.variant_batch = variant_batch
+        # Split each batch over the "data" axis only when that axis has several devices.
+        self.batch_sharding = NamedSharding(mesh, P("data")) if mesh.shape["data"] > 1 else None
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.data_spec = data_spec
@@ -50,8 +54,10 @@ class Programs:
         return {"params": params, "batch_stats": vstate["batch_stats"], "masks": vstate["masks"]}
 
     def _inputs(self, images_uint8):
-        x = data_lib.normalize(images_uint8, self.mean, self.std)
-        return jax.lax.with_sharding_constraint(x.astype(self.compute_dtype), self.batch_sharding)
+        x = data_lib.normalize(images_uint8, self.mean, self.std).astype(self.compute_dtype)
+        if self.batch_sharding is None:
+            return x
+        return jax.lax.with_sharding_constraint(x, self.batch_sharding)
 
     def _resident_batch(self, vconst, x_all, y_all, perms, step):
         """This variant's batch from a device-resident data set, in its seed's order."""
@@ -93,26 +99,44 @@ class Programs:
                              + keep.astype(jnp.float32))
         return new
 
-    def _eval(self, vstate, x_test, y_test, weight):
-        """Summed loss and correct count of one variant over the (padded) test set."""
+    def _eval(self, vstate, x_test, y_test):
+        """Per-example loss and correctness of one variant over the (padded) test set.
+
+        Sums are left to the host (float64), so they do not depend on how XLA tiles a
+        reduction for a given number of variants per device.
+        """
         nb = x_test.shape[0] // self.eval_batch_size
         xs = x_test.reshape((nb, self.eval_batch_size) + x_test.shape[1:])
         ys = y_test.reshape(nb, self.eval_batch_size)
-        ws = weight.reshape(nb, self.eval_batch_size)
 
-        def body(carry, batch):
-            images, labels, w = batch
+        def body(_, batch):
+            images, labels = batch
             logits = self.model.apply(self._variables(vstate, vstate["params"]),
                                       self._inputs(images), train=False)
-            loss = (cross_entropy(logits, labels) * w).sum()
-            correct = ((jnp.argmax(logits, -1) == labels) * w).sum()
-            return (carry[0] + loss, carry[1] + correct), None
+            return None, (cross_entropy(logits, labels), jnp.argmax(logits, -1) == labels)
 
-        (loss, correct), _ = jax.lax.scan(body, (0.0, 0.0), (xs, ys, ws))
-        return loss, correct
+        _, (loss, correct) = jax.lax.scan(body, None, (xs, ys))
+        return loss.reshape(-1), correct.reshape(-1)
 
     # ---- all variants -----------------------------------------------------------------
-    def train_chunk(self, num_steps: int, shardings):
+    def _per_device(self, fn, num_mapped: int):
+        """shard_map over the variants axis of a per-variant fn, looped with lax.map.
+
+        Each device runs its variants `variant_batch` at a time: the per-variant program is
+        the same whatever the number of devices, so results do not depend on it.
+        """
+        def local(*args):
+            mapped, shared = args[:num_mapped], args[num_mapped:]
+            return jax.lax.map(lambda m: fn(*m, *shared), mapped, batch_size=self.variant_batch)
+        return local
+
+    def _shard(self, local, num_mapped, num_shared, donate=False):
+        specs = (P("variants"),) * num_mapped + (P(),) * num_shared
+        mapped = jax.shard_map(local, mesh=self.mesh, in_specs=specs, out_specs=P("variants"),
+                               axis_names={"variants"})
+        return jax.jit(mapped, donate_argnums=(0,) if donate else ())
+
+    def train_chunk(self, num_steps: int):
         """jit(state, vconst, x, y, perms, start_step) -> state after num_steps steps.
 
         For data sets resident on the device: no host work between the steps of a chunk.
@@ -121,19 +145,16 @@ class Programs:
             images, labels = self._resident_batch(vconst, x_all, y_all, perms, step)
             return self._update(vstate, images, labels, step)
 
-        step_all = jax.vmap(one, in_axes=(0, 0, None, None, None, None),
-                            spmd_axis_name="variants")
+        step_local = self._per_device(one, 2)
 
         def chunk(state, vconst, x_all, y_all, perms, start_step):
             def body(i, s):
-                return step_all(s, vconst, x_all, y_all, perms, start_step + i)
+                return step_local(s, vconst, x_all, y_all, perms, start_step + i)
             return jax.lax.fori_loop(0, num_steps, body, state)
 
-        v, r = shardings.variants, shardings.replicated
-        return jax.jit(chunk, in_shardings=(v, v, r, r, r, r), out_shardings=v,
-                       donate_argnums=(0,))
+        return self._shard(chunk, 2, 4, donate=True)
 
-    def train_fed(self, shardings):
+    def train_fed(self):
         """jit(state, vconst, images[S, B, ...], labels[S, B], step) -> state.
 
         For streamed data sets: the host feeds one batch per seed, each variant takes its
@@ -143,17 +164,11 @@ class Programs:
             return self._update(vstate, images[vconst["seed_index"]],
                                 labels[vconst["seed_index"]], step)
 
-        step_all = jax.vmap(one, in_axes=(0, 0, None, None, None), spmd_axis_name="variants")
-        v, r = shardings.variants, shardings.replicated
-        return jax.jit(step_all, in_shardings=(v, v, r, r, r), out_shardings=v,
-                       donate_argnums=(0,))
+        return self._shard(self._per_device(one, 2), 2, 3, donate=True)
 
-    def evaluate(self, shardings):
-        """jit(state, x_test, y_test, weight) -> (loss_sum[V], correct[V]).
+    def evaluate(self):
+        """jit(state, x_test, y_test) -> (loss[V, N], correct[V, N]) per example.
 
-        The test arrays' length must be a multiple of eval_batch_size (zero-weight padding).
+        The test arrays' length must be a multiple of eval_batch_size.
         """
-        eval_all = jax.vmap(self._eval, in_axes=(0, None, None, None),
-                            spmd_axis_name="variants")
-        v, r = shardings.variants, shardings.replicated
-        return jax.jit(eval_all, in_shardings=(v, r, r, r), out_shardings=v)
+        return self._shard(self._per_device(self._eval, 1), 1, 2)

@@ -102,7 +102,7 @@ def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test)
             rec.update(status="ok", failure=None,
                        train_loss=float(metrics["loss_sum"][i] / max(metrics["loss_count"][i], 1.0)),
                        test_loss=float(metrics["test_loss"][i] / n_test),
-                       test_error=float(100.0 * (1.0 - metrics["correct"][i] / n_test)))
+                       test_error=100.0 * (1.0 - round(float(metrics["correct"][i])) / n_test))
         out.append(rec)
     return out
 
@@ -166,7 +166,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
 
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
     shard = mesh_lib.shardings(mesh)
-    slots = mesh_lib.variant_slots(len(variant_list), mesh)
+    slots = mesh_lib.variant_slots(len(variant_list), mesh, tc.variant_batch)
     widest = max(v.width for v in variant_list)
     model = models_lib.build(config.model, variant_list[0].graph, width=widest)
     tx = optim.make_optimizer(tc, steps_per_epoch)
@@ -182,6 +182,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     programs = step_lib.Programs(
         model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
         data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
+        variant_batch=tc.variant_batch,
         compute_dtype=COMPUTE_DTYPES[tc.compute_dtype])
     feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
             feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))

@@ -8,7 +8,7 @@ TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", 
              "mesh", "grid"}
 TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_decay",
                 "eval_every", "eval_batch_size", "steps_per_call", "log_every_steps",
-                "compute_dtype", "checkpoint_every_steps"}
+                "compute_dtype", "checkpoint_every_steps", "variant_batch"}
 MESH_FIELDS = {"data", "devices"}
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -35,7 +35,7 @@ def validate_config(config) -> None:
     _check_keys("train.", tc.keys(), TRAIN_FIELDS)
     _check_keys("mesh.", config.mesh.keys(), MESH_FIELDS)
     for name in ("batch_size", "epochs", "eval_every", "eval_batch_size", "steps_per_call",
-                 "log_every_steps"):
+                 "log_every_steps", "variant_batch"):
         _positive_int(f"train.{name}", tc[name])
     if tc.checkpoint_every_steps < 0:
         raise ValueError(f"train.checkpoint_every_steps={tc.checkpoint_every_steps!r}: must be "

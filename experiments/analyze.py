@@ -1,0 +1,72 @@
+"""Turn a workdir's results.jsonl into the paper's figures and tables (REPORT.md).
+
+  python -m experiments.analyze --workdir=runs/mlp
+  python -m experiments.analyze --workdir=runs/mlp --out=docs/results/mlp --epoch=3
+  python -m experiments.analyze --workdir=runs/mlp --compare=runs/resnet34
+  python -m experiments.analyze --workdir=runs/grid --hparams=lr=0.1,weight_decay=0.0005
+
+Works on a sweep that is still running: whatever is missing is named in the report.
+"""
+import json
+import os
+import shlex
+import sys
+
+from absl import app, flags
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Workdir holding results.jsonl.")
+_OUT = flags.DEFINE_string("out", None, "Folder for REPORT.md and figures (default "
+                           "WORKDIR/report).")
+_COMPARE = flags.DEFINE_string("compare", None, "Another workdir whose heatmap to correlate "
+                               "with (another architecture or graph set).")
+_EPOCH = flags.DEFINE_integer("epoch", None, "Analyse this epoch instead of each variant's last.",
+                              lower_bound=0)
+_HPARAMS = flags.DEFINE_string("hparams", None, "In a hyper-parameter grid, the values to "
+                               "analyse, e.g. lr=0.1,weight_decay=0.0005.")
+
+
+def _has_results(workdir) -> bool:
+    # Checked before the analysis stack (matplotlib, scipy) is imported: a typo fails fast.
+    return workdir is None or os.path.isfile(os.path.join(workdir, "results.jsonl"))
+
+
+for _flag in ("workdir", "compare"):
+    flags.register_validator(_flag, _has_results,
+                             message=f"--{_flag} must be a workdir holding results.jsonl")
+
+
+def parse_hparams(text: str | None) -> dict | None:
+    """'lr=0.1,weight_decay=5e-4' -> {'lr': 0.1, 'weight_decay': 0.0005} (JSON values, else text)."""
+    if not text:
+        return None
+    chosen = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise app.UsageError(f"--hparams item {item!r} is not NAME=VALUE (as in "
+                                 "lr=0.1,weight_decay=0.0005)")
+        try:
+            chosen[name.strip()] = json.loads(value)
+        except ValueError:
+            chosen[name.strip()] = value.strip()
+    return chosen
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    hparams = parse_hparams(_HPARAMS.value)
+    from relgraph_jax.analysis import write_report
+    command = "python -m experiments.analyze " + shlex.join(sys.argv[1:])
+    try:
+        path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,
+                            epoch=_EPOCH.value, hparams=hparams,
+                            command=command)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir"])
+    app.run(main)

@@ -1,0 +1,338 @@
+"""Statistics of a sweep over the (C, L) plane, as in the paper's section 5.
+
+Per graph: mean and sample std (ddof=1) of the test error over seeds. Per (C, L) bin:
+the mean over every run (graph x seed) whose graph falls in it. The complete graph is the
+baseline, kept out of the plane (it sits at C = 1, L = 1).
+
+Grids. The paper bins C on linspace(0, 1, 136) and L on linspace(1, 4.5, 136): 135 x 135
+fine cells (`FINE`; the 3942 set keeps one graph per non-empty cell). Its 52-bin grid
+(`PAPER_52`) groups 9 x 9 fine cells into 15 x 15 coarse cells: the 52 graphs sit in
+the centre fine cell (digit 5 mod 9) of 52 distinct coarse cells. `PAPER_449` groups
+3 x 3 fine cells (45 x 45). Coarse edges are every 9th (3rd) fine edge, the very same
+floats, so a coarse cell is exactly its fine cells. Bins are [lo, hi), the last one
+closed; values outside the grid are counted, not binned.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import scipy.stats
+
+from relgraph_jax.analysis.loading import COMPLETE_PREFIX, Runs
+
+
+class NotEnoughData(ValueError):
+    """A statistic cannot be computed from the data at hand; the message says why."""
+
+
+# ---------------------------------------------------------------------------- per graph
+@dataclasses.dataclass(frozen=True, eq=False)
+class GraphTable:
+    """Per-graph test error over seeds, rows sorted by mean error (best first)."""
+    graph: np.ndarray
+    C: np.ndarray
+    L: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray     # sample std (ddof=1); NaN with one seed
+    seeds: np.ndarray   # number of seeds
+    width: np.ndarray
+    params: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.graph)
+
+    @property
+    def is_complete_graph(self) -> np.ndarray:
+        return np.char.startswith(self.graph.astype(str), COMPLETE_PREFIX)
+
+    def row(self, i: int) -> dict:
+        return {"graph": str(self.graph[i]), "C": float(self.C[i]), "L": float(self.L[i]),
+                "mean": float(self.mean[i]), "std": float(self.std[i]),
+                "seeds": int(self.seeds[i]), "width": int(self.width[i]),
+                "params": int(self.params[i])}
+
+
+def per_graph(runs: Runs) -> GraphTable:
+    """Mean and std of the test error over seeds for each graph."""
+    names, first, inverse = np.unique(runs.graph, return_index=True, return_inverse=True)
+    n = np.bincount(inverse, minlength=len(names))
+    mean = np.bincount(inverse, runs.test_error, len(names)) / np.maximum(n, 1)
+    squares = np.bincount(inverse, (runs.test_error - mean[inverse]) ** 2, len(names))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(n > 1, np.sqrt(squares / (n - 1)), np.nan)
+    order = np.lexsort((names, mean))
+    return GraphTable(graph=names[order], C=runs.C[first][order], L=runs.L[first][order],
+                      mean=mean[order], std=std[order], seeds=n[order],
+                      width=runs.width[first][order], params=runs.params[first][order])
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The paper's table: complete graph vs best graph (either may be missing)."""
+    complete: dict | None
+    best: dict | None
+
+    @property
+    def gain(self) -> float | None:
+        """Error of the complete graph minus that of the best graph (positive: graph helps)."""
+        if self.complete is None or self.best is None:
+            return None
+        return self.complete["mean"] - self.best["mean"]
+
+
+def complete_vs_best(table: GraphTable) -> Baseline:
+    """Complete graph and the graph with the lowest mean error among the others."""
+    complete = np.flatnonzero(table.is_complete_graph)
+    others = np.flatnonzero(~table.is_complete_graph)  # already sorted best first
+    return Baseline(complete=table.row(complete[0]) if len(complete) else None,
+                    best=table.row(others[0]) if len(others) else None)
+
+
+# ---------------------------------------------------------------------------- grids
+_PAPER_C_EDGES = np.linspace(0.0, 1.0, 136)
+_PAPER_L_EDGES = np.linspace(1.0, 4.5, 136)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Grid:
+    """Bin edges over clustering coefficient C and average path length L."""
+    name: str
+    c_edges: np.ndarray
+    l_edges: np.ndarray
+
+    def __post_init__(self):
+        for axis in ("c_edges", "l_edges"):
+            edges = np.asarray(getattr(self, axis), dtype=np.float64)
+            if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+                raise ValueError(f"grid {self.name!r}: {axis} must be >= 2 increasing values, "
+                                 f"got {getattr(self, axis)!r}")
+            object.__setattr__(self, axis, edges)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.c_edges) - 1, len(self.l_edges) - 1
+
+    def locate(self, C, L) -> tuple[np.ndarray, np.ndarray]:
+        """Bin indices of each (C, L); -1 on both where the point is outside the grid."""
+        ci = _bin_of(self.c_edges, np.asarray(C, dtype=np.float64))
+        li = _bin_of(self.l_edges, np.asarray(L, dtype=np.float64))
+        outside = (ci < 0) | (li < 0)
+        return np.where(outside, -1, ci), np.where(outside, -1, li)
+
+    def c_range(self, i0: int, i1: int) -> tuple[float, float]:
+        return float(self.c_edges[i0]), float(self.c_edges[i1 + 1])
+
+    def l_range(self, j0: int, j1: int) -> tuple[float, float]:
+        return float(self.l_edges[j0]), float(self.l_edges[j1 + 1])
+
+
+def _bin_of(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    i = np.searchsorted(edges, x, side="right") - 1
+    i = np.where(x == edges[-1], len(edges) - 2, i)
+    return np.where((x < edges[0]) | (x > edges[-1]) | ~np.isfinite(x), -1, i)
+
+
+def paper_grid(fine_cells_per_bin: int) -> Grid:
+    """The paper's 135 x 135 fine grid with `fine_cells_per_bin` cells merged per axis."""
+    if fine_cells_per_bin not in (1, 3, 5, 9, 15, 27, 45):
+        raise ValueError(f"fine_cells_per_bin must divide 135 (1, 3, 5, 9, 15, 27, 45), got "
+                         f"{fine_cells_per_bin!r}")
+    k = fine_cells_per_bin
+    bins = 135 // k
+    return Grid(f"{bins}x{bins}", _PAPER_C_EDGES[::k], _PAPER_L_EDGES[::k])
+
+
+PAPER_52 = paper_grid(9)
+PAPER_449 = paper_grid(3)
+FINE = paper_grid(1)
+
+
+# ---------------------------------------------------------------------------- heatmaps
+@dataclasses.dataclass(frozen=True, eq=False)
+class Heatmap:
+    """Mean test error per (C, L) bin over all runs inside it; NaN where a bin is empty."""
+    grid: Grid
+    mean: np.ndarray      # (c bins, l bins)
+    count: np.ndarray     # runs per bin
+    sq_dev: np.ndarray    # sum of squared deviations from the bin mean (for t-tests)
+    outside: int          # runs that fell outside the grid
+
+    @property
+    def filled(self) -> np.ndarray:
+        return self.count > 0
+
+
+def heatmap(C, L, error, grid: Grid) -> Heatmap:
+    """Bins runs at (C, L) with test error `error` on `grid`."""
+    C, L, error = (np.asarray(a, dtype=np.float64).ravel() for a in (C, L, error))
+    if not len(C) == len(L) == len(error):
+        raise ValueError(f"C, L and error must have one value per run, got lengths "
+                         f"{len(C)}, {len(L)}, {len(error)}")
+    ci, li = grid.locate(C, L)
+    inside = ci >= 0
+    cells = ci[inside] * grid.shape[1] + li[inside]
+    size = grid.shape[0] * grid.shape[1]
+    count = np.bincount(cells, minlength=size)
+    total = np.bincount(cells, error[inside], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    sq_dev = np.bincount(cells, (error[inside] - mean[cells]) ** 2, minlength=size)
+    return Heatmap(grid, mean.reshape(grid.shape), count.reshape(grid.shape),
+                   sq_dev.reshape(grid.shape), int((~inside).sum()))
+
+
+def plane_heatmap(runs: Runs, grid: Grid) -> Heatmap:
+    """Heatmap of every run but the complete graph's."""
+    keep = ~runs.is_complete_graph
+    return heatmap(runs.C[keep], runs.L[keep], runs.test_error[keep], grid)
+
+
+# ---------------------------------------------------------------------------- sweet spot
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweetSpot:
+    """Smallest rectangle of bins around those not significantly worse than the best bin."""
+    best_bin: tuple[int, int]
+    pvalue: np.ndarray        # one-sided p of "bin worse than best"; NaN for empty bins
+    keep: np.ndarray          # bins with p >= alpha (the best bin included)
+    c_bins: tuple[int, int]   # inclusive bin index range
+    l_bins: tuple[int, int]
+    c_range: tuple[float, float]
+    l_range: tuple[float, float]
+    alpha: float
+
+
+def sweet_spot(hm: Heatmap, alpha: float = 0.05) -> SweetSpot:
+    """Student's two-sample t-test (pooled variance) of each bin's runs against the best
+    bin's, one-sided: a bin is significantly worse when p < alpha."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not hm.filled.any():
+        raise NotEnoughData("no run falls on the grid, so there is no best bin")
+    best = np.unravel_index(np.nanargmin(hm.mean), hm.mean.shape)
+    n_best = hm.count[best]
+    if n_best < 2:
+        c, l = hm.grid.c_range(best[0], best[0]), hm.grid.l_range(best[1], best[1])
+        raise NotEnoughData(
+            f"the best bin (C {c[0]:.2f}-{c[1]:.2f}, L {l[0]:.2f}-{l[1]:.2f}) holds "
+            f"{n_best} run; the t-test needs at least 2 there (more seeds, or a coarser grid)")
+    n = hm.count.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = n + n_best - 2
+        pooled = (hm.sq_dev + hm.sq_dev[best]) / df
+        se = np.sqrt(pooled * (1 / n + 1 / n_best))
+        diff = hm.mean - hm.mean[best]
+        t = np.where(se > 0, diff / se, np.where(diff > 0, np.inf, 0.0))
+        pvalue = np.where(hm.filled, scipy.stats.t.sf(t, df), np.nan)
+    keep = hm.filled & (pvalue >= alpha)
+    ci, li = np.nonzero(keep)
+    c_bins, l_bins = (int(ci.min()), int(ci.max())), (int(li.min()), int(li.max()))
+    return SweetSpot(best_bin=(int(best[0]), int(best[1])), pvalue=pvalue, keep=keep,
+                     c_bins=c_bins, l_bins=l_bins, c_range=hm.grid.c_range(*c_bins),
+                     l_range=hm.grid.l_range(*l_bins), alpha=alpha)
+
+
+# ---------------------------------------------------------------------------- slices
+@dataclasses.dataclass(frozen=True)
+class QuadraticFit:
+    """Least-squares y = a x^2 + b x + c."""
+    a: float
+    b: float
+    c: float
+    r2: float
+    n: int
+
+    def __call__(self, x):
+        return self.a * np.asarray(x) ** 2 + self.b * np.asarray(x) + self.c
+
+    @property
+    def vertex(self) -> float | None:
+        """x of the curve's minimum; None when the parabola opens downward or is flat."""
+        return -self.b / (2 * self.a) if self.a > 0 else None
+
+
+def quadratic_fit(x, y) -> QuadraticFit:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of one length, got shapes {x.shape}, {y.shape}")
+    if len(np.unique(x)) < 3:
+        raise NotEnoughData(f"a quadratic needs 3 distinct x values, got {len(np.unique(x))}")
+    a, b, c = np.polyfit(x, y, 2)
+    residual = y - (a * x ** 2 + b * x + c)
+    spread = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (residual ** 2).sum() / spread if spread > 0 else 1.0
+    return QuadraticFit(float(a), float(b), float(c), float(r2), len(x))
+
+
+def axis_profile(x, y, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin centres, mean y and count per bin of x: the slice a heatmap makes along one axis."""
+    x, y, edges = (np.asarray(a, dtype=np.float64) for a in (x, y, edges))
+    i = _bin_of(edges, x)
+    inside = i >= 0
+    count = np.bincount(i[inside], minlength=len(edges) - 1)
+    total = np.bincount(i[inside], y[inside], minlength=len(edges) - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+    return (edges[:-1] + edges[1:]) / 2, mean, count
+
+
+# ---------------------------------------------------------------------------- correlations
+@dataclasses.dataclass(frozen=True)
+class Correlation:
+    """Pearson r of two heatmaps over the bins both have data in."""
+    r: float
+    pvalue: float
+    bins: int
+
+
+def heatmap_correlation(a: Heatmap, b: Heatmap) -> Correlation:
+    if a.grid.shape != b.grid.shape or not (np.array_equal(a.grid.c_edges, b.grid.c_edges)
+                                            and np.array_equal(a.grid.l_edges, b.grid.l_edges)):
+        raise ValueError(f"heatmaps must share one grid, got {a.grid.name} and {b.grid.name}")
+    both = a.filled & b.filled
+    x, y = a.mean[both], b.mean[both]
+    if len(x) < 3:
+        raise NotEnoughData(f"only {len(x)} bins hold data in both heatmaps; Pearson r needs 3")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise NotEnoughData("one heatmap is constant over the shared bins, so r is undefined")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.stats.NearConstantInputWarning)
+        result = scipy.stats.pearsonr(x, y)
+    return Correlation(float(result.statistic), float(result.pvalue), int(both.sum()))
+
+
+def one_graph_per_bin(table: GraphTable, grid: Grid) -> np.ndarray:
+    """Mask of table rows keeping, in each bin, the graph nearest the bin centre (in bin
+    units): how the paper drew its small set from the large one."""
+    keep = ~table.is_complete_graph
+    ci, li = grid.locate(table.C, table.L)
+    keep &= ci >= 0
+    rows = np.flatnonzero(keep)
+    c_mid = (grid.c_edges[ci[rows]] + grid.c_edges[ci[rows] + 1]) / 2
+    l_mid = (grid.l_edges[li[rows]] + grid.l_edges[li[rows] + 1]) / 2
+    c_width = np.diff(grid.c_edges)[ci[rows]]
+    l_width = np.diff(grid.l_edges)[li[rows]]
+    distance = ((table.C[rows] - c_mid) / c_width) ** 2 + ((table.L[rows] - l_mid) / l_width) ** 2
+    cell = ci[rows] * grid.shape[1] + li[rows]
+    order = np.lexsort((distance, cell))
+    first = np.ones(len(order), bool)
+    first[1:] = cell[order][1:] != cell[order][:-1]
+    mask = np.zeros(len(table), bool)
+    mask[rows[order[first]]] = True
+    return mask
+
+
+def set_size_correlation(runs: Runs, grid: Grid) -> tuple[Correlation, int, int]:
+    """r between the heatmap of all graphs and that of one graph per bin; with the graph
+    counts of both sets. Tells whether a small graph set would have shown the same plane."""
+    table = per_graph(runs)
+    small = one_graph_per_bin(table, grid)
+    all_graphs = int((~table.is_complete_graph).sum())
+    if small.sum() == all_graphs:
+        raise NotEnoughData(f"every {grid.name} bin holds at most one graph, so the one-per-bin "
+                            "subset is the whole set")
+    chosen = np.isin(runs.graph, table.graph[small])
+    full = plane_heatmap(runs, grid)
+    subset = heatmap(runs.C[chosen], runs.L[chosen], runs.test_error[chosen], grid)
+    return heatmap_correlation(subset, full), int(small.sum()), all_graphs
