@@ -33,10 +33,16 @@ class Variant:
 
     def record_fields(self, model_name: str, grid_names) -> dict:
         """The per-variant part of every results record."""
-        return {"variant": self.id, "graph": self.graph.spec, "C": float(self.graph.C),
-                "L": float(self.graph.L), "seed": self.seed, "model": model_name,
+        return {"variant": self.id, "graph": self.graph.spec, "C": _finite_or_none(self.graph.C),
+                "L": _finite_or_none(self.graph.L), "seed": self.seed, "model": model_name,
                 "width": self.width, "macs": int(self.macs), "params": int(self.params),
                 "hparams": {name: getattr(self, name) for name in grid_names}}
+
+
+def _finite_or_none(x) -> float | None:
+    """JSON has no infinity: a disconnected graph's L is recorded as null."""
+    x = float(x)
+    return x if np.isfinite(x) else None
 
 
 def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:

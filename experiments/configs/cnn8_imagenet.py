@@ -1,0 +1,25 @@
+r"""8-layer CNN on ImageNet over the paper's 52-graph set (+ the complete graph), 3 seeds.
+
+Launch:
+  python -m experiments.main --config=experiments/configs/cnn8_imagenet.py \
+      --workdir=runs/cnn8_imagenet
+Describe (graphs, C, L, widths, MACs; no data, no compiling):
+  python -m experiments.describe --config=experiments/configs/cnn8_imagenet.py
+Smoke run (bundled digits, two graphs, one epoch):
+  python -m experiments.main --config=experiments/configs/cnn8_imagenet.py:runlocal \
+      --workdir=/tmp/cnn8_smoke
+
+The paper's best graph is paper:n64_52/27 (C 0.501, L 2.279): 46.73 % top-1 error against
+48.27 % for the complete graph.
+"""
+from experiments.configs import common
+
+
+def get_config(arg=None):
+    arg = common.get_arg(arg)
+    config = common.experiment(
+        "cnn8", graphs="paper:n64_52;complete:n=64", seeds=3, input_shape=common.IMAGENET_SHAPE,
+        data=common.imagenet_data(), train_cfg=common.imagenet_recipe())
+    if arg == "runlocal":
+        config = common.runlocal(config, graphs="paper:n64_52/27;complete:n=64")
+    return config

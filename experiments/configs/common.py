@@ -1,0 +1,89 @@
+"""Shared parts of the experiment configs: the paper's two training recipes and data sets.
+
+Each config file calls `experiment(...)` with its model family, graph set and recipe,
+and `runlocal(config)` for its small smoke variant (`--config=FILE.py:runlocal`).
+"""
+from __future__ import annotations
+
+import ml_collections
+
+from relgraph_jax import models
+
+CIFAR10_SHAPE = (32, 32, 3)
+IMAGENET_SHAPE = (224, 224, 3)
+DIGITS_SHAPE = (8, 8, 1)
+
+
+def cifar10_data() -> ml_collections.ConfigDict:
+    """CIFAR-10 from the shared .npz copy; random crop 32 with 4-pixel padding and flip."""
+    return ml_collections.ConfigDict(dict(
+        source="arrays", name="cifar10", path="data_cache/cifar10.npz", augment=True,
+        crop_pad=4, flip=True))
+
+
+def imagenet_data() -> ml_collections.ConfigDict:
+    """ImageNet streamed from tfds; training crops 224 with flips, test centre crop 224."""
+    return ml_collections.ConfigDict(dict(
+        source="tfds", name="imagenet2012", augment=True, flip=True, image_size=224))
+
+
+def train(*, batch_size: int, epochs: int, lr: float, weight_decay: float,
+          eval_batch_size: int) -> ml_collections.ConfigDict:
+    """SGD with Nesterov momentum 0.9 and a cosine learning rate: the recipe of every model."""
+    return ml_collections.ConfigDict(dict(
+        batch_size=batch_size, epochs=epochs, lr=lr, momentum=0.9, nesterov=True,
+        weight_decay=weight_decay, eval_every=1, eval_batch_size=eval_batch_size,
+        steps_per_call=50, log_every_steps=100, compute_dtype="float32",
+        checkpoint_every_steps=0, variant_batch=1))
+
+
+def cifar10_recipe() -> ml_collections.ConfigDict:
+    """MLP / CIFAR-10: batch 128, lr 0.1, 200 epochs, weight decay 5e-4."""
+    return train(batch_size=128, epochs=200, lr=0.1, weight_decay=5e-4, eval_batch_size=1000)
+
+
+def imagenet_recipe() -> ml_collections.ConfigDict:
+    """CNN / ResNets on ImageNet: batch 256, lr 0.1, 100 epochs, weight decay 1e-4."""
+    return train(batch_size=256, epochs=100, lr=0.1, weight_decay=1e-4, eval_batch_size=200)
+
+
+def experiment(model_name: str, *, graphs: str, seeds: int, input_shape: tuple,
+               data: ml_collections.ConfigDict,
+               train_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A full config: the family's paper model block, graphs x seeds, budget matching on."""
+    config = ml_collections.ConfigDict()
+    config.model = models.default_config(model_name)
+    config.graphs = graphs
+    config.seeds = seeds
+    config.budget_match = True
+    config.input_shape = tuple(input_shape)
+    config.data = data
+    config.train = train_cfg
+    config.mesh = ml_collections.ConfigDict(dict(data=1, devices=0))
+    config.grid = ml_collections.ConfigDict(dict(lr=(), weight_decay=()))
+    return config
+
+
+def runlocal(config: ml_collections.ConfigDict, graphs: str) -> ml_collections.ConfigDict:
+    """The smoke variant: the same model on the bundled digits (8x8, 10 classes), `graphs`,
+    one seed, one short epoch. Runs offline on a CPU in minutes."""
+    config.graphs = graphs
+    config.seeds = 1
+    config.input_shape = DIGITS_SHAPE
+    config.model.num_classes = 10
+    config.data = ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False))
+    config.train.batch_size = 32
+    config.train.epochs = 1
+    config.train.eval_batch_size = 100
+    config.train.steps_per_call = 8
+    config.train.log_every_steps = 10
+    return config
+
+
+def get_arg(arg: str | None) -> str:
+    """The config-file argument (`--config=FILE.py:ARG`): "" (the paper's run) or "runlocal"."""
+    arg = arg or ""
+    if arg not in ("", "runlocal"):
+        raise ValueError(f"unknown config argument {arg!r}; "
+                         "allowed: '' (the paper's run) or 'runlocal'")
+    return arg

@@ -1,0 +1,29 @@
+r"""EfficientNet-B0 (16-node graphs) on ImageNet over the paper's 48-graph set (+ complete), 3 seeds.
+
+Recipe: batch 512, lr 0.2 cosine over 100 epochs, weight decay 5e-5, swish, SE 0.25.
+
+Launch:
+  python -m experiments.main --config=experiments/configs/efficientnet_b0_imagenet.py \
+      --workdir=runs/efficientnet_b0_imagenet
+Describe (graphs, C, L, widths, MACs; no data, no compiling):
+  python -m experiments.describe --config=experiments/configs/efficientnet_b0_imagenet.py
+Smoke run (bundled digits, two graphs, one epoch):
+  python -m experiments.main --config=experiments/configs/efficientnet_b0_imagenet.py:runlocal \
+      --workdir=/tmp/effnet_smoke
+
+The paper's best graph is paper:n16_48/42 (C 0.613, L 1.892): 25.07 % top-1 error against
+25.59 % for the complete graph.
+"""
+from experiments.configs import common
+
+
+def get_config(arg=None):
+    arg = common.get_arg(arg)
+    config = common.experiment(
+        "efficientnet_b0", graphs="paper:n16_48;complete:n=16", seeds=3,
+        input_shape=common.IMAGENET_SHAPE, data=common.imagenet_data(),
+        train_cfg=common.train(batch_size=512, epochs=100, lr=0.2, weight_decay=5e-5,
+                               eval_batch_size=400))
+    if arg == "runlocal":
+        config = common.runlocal(config, graphs="paper:n16_48/42;complete:n=16")
+    return config

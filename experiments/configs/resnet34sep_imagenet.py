@@ -1,0 +1,26 @@
+r"""ResNet-34-sep (separable convs) on ImageNet: the 52-graph set + the complete graph, 3 seeds.
+
+Launch:
+  python -m experiments.main --config=experiments/configs/resnet34sep_imagenet.py \
+      --workdir=runs/resnet34sep_imagenet
+Describe (graphs, C, L, widths, MACs; no data, no compiling):
+  python -m experiments.describe --config=experiments/configs/resnet34sep_imagenet.py
+Smoke run (bundled digits, two graphs, one epoch):
+  python -m experiments.main --config=experiments/configs/resnet34sep_imagenet.py:runlocal \
+      --workdir=/tmp/resnet34sep_smoke
+
+The paper's best graph is paper:n64_52/36 (C 0.303, L 2.048): 27.17 % top-1 error against
+28.39 % for the complete graph.
+"""
+from experiments.configs import common
+
+
+def get_config(arg=None):
+    arg = common.get_arg(arg)
+    config = common.experiment(
+        "resnet34sep", graphs="paper:n64_52;complete:n=64", seeds=3,
+        input_shape=common.IMAGENET_SHAPE, data=common.imagenet_data(),
+        train_cfg=common.imagenet_recipe())
+    if arg == "runlocal":
+        config = common.runlocal(config, graphs="paper:n64_52/36;complete:n=64")
+    return config

@@ -1,0 +1,69 @@
+r"""Lists every variant of an experiment config as JSON lines, without data or compiling.
+
+  python -m experiments.describe --config=experiments/configs/resnet34_imagenet.py
+  python -m experiments.describe --config=experiments/configs/mlp_cifar10.py \
+      --config.graphs='paper:n64_52;complete:n=64' --config.seeds=1
+
+One line per variant (graphs x hyper-parameter grid x seeds, numbered as the trainer
+numbers them) with the graph spec, C, L, seed, budget-matched base width and stage
+widths, MACs and parameters, and the complete graph's MACs and parameters. Widths come
+from relgraph_jax.budget (counted from the layer list); no model is initialised.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+def describe(config) -> list[dict]:
+    """One record per variant of `config` (see the module docstring for the fields)."""
+    from relgraph_jax import budget, models
+    from relgraph_jax.train import variants as variants_lib
+
+    grid_names, _ = variants_lib.grid_combinations(config)
+    shape = tuple(config.input_shape)
+    stage_widths = {}
+    records = []
+    for v in variants_lib.build_variants(config):
+        key = (v.graph, v.width)
+        if key not in stage_widths:
+            stage_widths[key] = list(models.build(config.model, v.graph, v.width).stage_widths())
+        cost = budget.count(config.model, v.graph, v.width, shape)
+        record = v.record_fields(config.model.name, grid_names)
+        record.update(nodes=v.graph.n, density=float(v.graph.density), widths=stage_widths[key],
+                      complete_macs=cost.complete_macs, complete_params=cost.complete_params)
+        records.append({k: _finite(x) for k, x in record.items()})
+    return records
+
+
+def print_variants(config, out=None) -> None:
+    """Prints describe(config) as one JSON object per line."""
+    out = out or sys.stdout
+    for record in describe(config):
+        print(json.dumps(record), file=out)
+
+
+def _finite(x):
+    """None for NaN/inf (e.g. L of a disconnected graph), which JSON cannot hold."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    try:
+        print_variants(flags.FLAGS.config)
+    except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    # Defined here, not at import, so experiments.main (which has its own --config) can
+    # import print_variants for --dry_run.
+    config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+    flags.mark_flags_as_required(["config"])
+    app.run(main)

@@ -1,0 +1,102 @@
+"""Command line: describe graphs, sweep the design space, sample it, plot the (C, L) plane.
+
+  python -m relgraph_jax.graphs describe 'paper:n64_3942/3552' brain:cat
+  python -m relgraph_jax.graphs sweep --n 64 --out space64.npz
+  python -m relgraph_jax.graphs sample --space space64.npz --out graphs.csv
+  python -m relgraph_jax.graphs plot --space space64.npz --out cl_plane.png
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+
+import numpy as np
+
+from relgraph_jax.graphs import design_space
+from relgraph_jax.graphs.relational_graph import resolve
+
+
+def describe(graph) -> dict:
+    """JSON-ready facts about a RelationalGraph; L is null when it is disconnected."""
+    return {"spec": graph.spec, "name": graph.name, "n": graph.n, "directed": graph.directed,
+            "edges": len(graph.edges), "density": graph.density, "C": graph.C,
+            "L": None if math.isinf(graph.L) else graph.L, "connected": graph.connected}
+
+
+def _describe(args) -> None:
+    for graph in resolve(args.specs):
+        print(json.dumps(describe(graph)))
+
+
+def _sweep(args) -> None:
+    grid = design_space.paper_grid(args.n, args.num_k, args.num_p, args.replicates)
+    space = design_space.sweep(grid, seed=args.seed, workers=args.workers)
+    space.save(args.out)
+    finite = np.isfinite(space.L) & space.ok
+    print(json.dumps({"graphs": grid.size, "connected": int(finite.sum()), "out": args.out,
+                      "C": [float(space.C[finite].min()), float(space.C[finite].max())],
+                      "L": [float(space.L[finite].min()), float(space.L[finite].max())]}))
+
+
+def _sample(args) -> None:
+    space = design_space.DesignSpace.load(args.space)
+    chosen = design_space.subsample(space.C, space.L, space.k / space.n)
+    if args.block > 1:
+        kept, borrowed = design_space.centres(space.C, space.L, chosen, args.block)
+        chosen = np.concatenate([kept, borrowed])
+    graphs = design_space.sample(space, chosen, progress=True)
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "n", "k_over_n", "p", "seed", "C", "L", "spec"])
+        for index, graph in enumerate(graphs):
+            writer.writerow([index, graph.n, graph.k / graph.n, graph.p, graph.seed,
+                             graph.C, graph.L, graph.spec])
+    print(json.dumps({"cells": len(chosen), "graphs": len(graphs), "out": args.out}))
+
+
+def _plot(args) -> None:
+    from relgraph_jax.graphs.plot import save_cl_plane  # matplotlib only when plotting
+
+    space = design_space.DesignSpace.load(args.space) if args.space else None
+    save_cl_plane(args.out, space)
+    print(json.dumps({"out": args.out}))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m relgraph_jax.graphs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser("describe", help="n, edges, density, C and L of graph specs as JSON lines")
+    sub.add_argument("specs", nargs="+", help="graph specs, e.g. ws:n=64,k=8,p=0.1,seed=0 or paper:n64_52")
+    sub.set_defaults(run=_describe)
+    sub = commands.add_parser("sweep", help="C and L of the paper's WS-flex grid, to an .npz file")
+    sub.add_argument("--n", type=int, default=64, choices=(16, 64))
+    sub.add_argument("--num-k", type=int, default=None, help="k values (paper: 300 for n=64, 200 for n=16)")
+    sub.add_argument("--num-p", type=int, default=300)
+    sub.add_argument("--replicates", type=int, default=30)
+    sub.add_argument("--seed", type=int, default=0, help="seed of the sweep's random numbers")
+    sub.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    sub.add_argument("--out", required=True)
+    sub.set_defaults(run=_sweep)
+    sub = commands.add_parser("sample", help="an evenly spread set of ws_flex graphs from a sweep, as csv")
+    sub.add_argument("--space", required=True, help="an .npz file written by sweep")
+    sub.add_argument("--block", type=int, default=1, choices=(1, 3, 9),
+                     help="1: one graph per cell (paper: 3942); 3: 449; 9: 52")
+    sub.add_argument("--out", required=True)
+    sub.set_defaults(run=_sample)
+    sub = commands.add_parser("plot", help="the (C, L) plane as a PNG")
+    sub.add_argument("--space", default=None, help="an .npz file written by sweep (optional)")
+    sub.add_argument("--out", required=True)
+    sub.set_defaults(run=_plot)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as error:
+        parser.exit(2, f"error: {error}\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,60 @@
+"""Graphs a researcher expects besides WS-flex, as networkx graphs on nodes 0..n-1."""
+from __future__ import annotations
+
+import numbers
+
+import networkx as nx
+
+from relgraph_jax.graphs import catalog
+from relgraph_jax.graphs.wsflex import ws_flex
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {allowed}, got {value}")
+
+
+def _check_probability(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+
+
+def complete_graph(n: int) -> nx.Graph:
+    """Every pair of the n nodes linked: the dense layer the paper compares against."""
+    _check_int("n", n, 1)
+    return nx.complete_graph(n)
+
+
+def ring_graph(n: int, k: float = 2) -> nx.Graph:
+    """WS-flex ring before rewiring (p = 0): average degree k, a cycle for k = 2."""
+    return ws_flex(n, k, 0.0, 0)
+
+
+def erdos_renyi_graph(n: int, p: float, seed: int) -> nx.Graph:
+    """G(n, p): each pair linked independently with probability p; may be disconnected."""
+    _check_int("n", n, 1)
+    _check_probability("p", p)
+    _check_int("seed", seed, 0)
+    return nx.gnp_random_graph(n, p, seed=seed)
+
+
+def barabasi_albert_graph(n: int, m: int, seed: int) -> nx.Graph:
+    """Preferential attachment: each new node links to m existing ones (1 <= m < n)."""
+    _check_int("n", n, 2)
+    _check_int("m", m, 1, n - 1)
+    _check_int("seed", seed, 0)
+    return nx.barabasi_albert_graph(n, m, seed=seed)
+
+
+def brain_graph(name: str, symmetric: bool = False) -> nx.Graph:
+    """A brain network from `catalog.BRAIN_NETWORKS`: DiGraph as given, or symmetrised Graph."""
+    adjacency = catalog.brain_adjacency(name)
+    if symmetric:
+        adjacency = adjacency | adjacency.T
+        return nx.from_numpy_array(adjacency.astype(int), create_using=nx.Graph, edge_attr=None)
+    return nx.from_numpy_array(adjacency.astype(int), create_using=nx.DiGraph, edge_attr=None)

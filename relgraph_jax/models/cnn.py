@@ -1,0 +1,65 @@
+"""The paper's 8-layer CNN for ImageNet: dense stem, 3 stages of graph 3x3 convs, dense head."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+
+from relgraph_jax.layers import MaskedConv
+from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
+                                        norm_layer, same_padding, scaled, strided)
+
+
+class CNN(nn.Module):
+    """3x3 stride-2 stem (stem_width) + 3x3 stride-2 max-pool, then per stage
+    convs_per_stage x [graph 3x3 conv, BN, ReLU] (the first of each stage at stride 2),
+    global average pool and a dense head with bias.
+
+    Stage widths are width x stage_ratios (64/128/256 in the paper); `width` is what budget
+    matching chooses, the stem keeps its fixed width.
+    """
+    graph: Any
+    width: int = 64
+    stem_width: int = 64
+    stage_ratios: tuple = (1, 2, 4)
+    convs_per_stage: int = 2
+    num_classes: int = 1000
+    impl: str = "mask"
+    partition: str = "contiguous"
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Conv(self.stem_width, (3, 3), strides=2, padding=same_padding(3), use_bias=False,
+                    kernel_init=CONV_INIT, name="stem")(x)
+        x = nn.relu(batch_norm(train, "stem_bn")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+        for name, features, stride in self._convs():
+            x = MaskedConv(features, (3, 3), self.graph, strides=stride, padding=same_padding(3),
+                           impl=self.impl, partition=self.partition, name=name)(x)
+            x = nn.relu(batch_norm(train, f"{name}_bn")(x))
+        x = x.mean(axis=(1, 2))
+        return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
+
+    def stage_widths(self) -> tuple[int, ...]:
+        return tuple(scaled(self.width, r) for r in self.stage_ratios)
+
+    def _convs(self):
+        """(name, output channels, stride) of every graph conv, in order."""
+        return [(f"stage{s}_conv{j}", features, 2 if j == 0 else 1)
+                for s, features in enumerate(self.stage_widths())
+                for j in range(self.convs_per_stage)]
+
+    def layer_list(self, input_shape) -> tuple[Layer, ...]:
+        h, w, c = image_shape(input_shape, "cnn8")
+        h, w = strided(h, 2), strided(w, 2)
+        layers = [Layer("stem", "dense", c, self.stem_width, window=9, positions=h * w),
+                  norm_layer("stem_bn", self.stem_width)]
+        h, w = strided(h, 2), strided(w, 2)  # max-pool
+        cin = self.stem_width
+        for name, features, stride in self._convs():
+            h, w = strided(h, stride), strided(w, stride)
+            layers += [Layer(name, "graph", cin, features, window=9, positions=h * w),
+                       norm_layer(f"{name}_bn", features)]
+            cin = features
+        layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))
+        return tuple(layers)

@@ -1,0 +1,77 @@
+"""Pieces every model family shares: the layer record the budget counts, BatchNorm, inits.
+
+Each family's Flax module lists its own weight layers (`layer_list`) from the same fields
+that build it, so the compute budget is counted from the architecture itself, not traced.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import flax.linen as nn
+
+# The original (pycls) initialisation of the dense layers: He fan-out normal for convs,
+# N(0, 0.01) for linear layers, zero biases.
+CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+LINEAR_INIT = nn.initializers.normal(0.01)
+
+LAYER_KINDS = ("graph", "dense", "depthwise", "norm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One weight layer as the compute budget sees it.
+
+    kind: "graph" (weights kept where the graph's channel mask is 1), "dense",
+    "depthwise" (one window per channel) or "norm" (BatchNorm scale and bias).
+    path: the module path in the Flax parameter tree, "/"-joined.
+    window: kernel positions kh * kw; positions: output positions H * W it is applied at.
+    """
+    path: str
+    kind: str
+    cin: int
+    cout: int
+    window: int = 1
+    positions: int = 1
+    bias: bool = False
+
+    def __post_init__(self):
+        if self.kind not in LAYER_KINDS:
+            raise ValueError(f"layer {self.path}: unknown kind {self.kind!r}; allowed: {LAYER_KINDS}")
+
+
+def norm_layer(path: str, channels: int) -> Layer:
+    return Layer(path, "norm", channels, channels)
+
+
+def batch_norm(train: bool, name: str, zero_init: bool = False) -> nn.BatchNorm:
+    """BatchNorm as in the paper: eps 1e-5, PyTorch momentum 0.1 (= flax momentum 0.9).
+
+    zero_init starts the scale at 0, for the last BatchNorm of a residual block.
+    """
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                        scale_init=nn.initializers.zeros if zero_init else nn.initializers.ones,
+                        name=name)
+
+
+def same_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PyTorch's symmetric padding kernel // 2 (flax "SAME" pads unevenly at stride 2)."""
+    return ((kernel // 2, kernel // 2),) * 2
+
+
+def strided(size: int, stride: int) -> int:
+    """Output size of a stride-`stride` layer with padding kernel // 2: ceil(size / stride)."""
+    return -(-size // stride)
+
+
+def scaled(width: int, ratio) -> int:
+    """A stage width kept at `ratio` times the base width, rounded to whole channels."""
+    return max(1, int(round(width * ratio)))
+
+
+def image_shape(input_shape, model: str) -> tuple[int, int, int]:
+    """(H, W, C) of the input images, with a clear error for anything else."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"{model}: input_shape must be (H, W, C) with positive sizes, "
+                         f"got {tuple(input_shape)}")
+    return shape

@@ -1,0 +1,214 @@
+"""ResNet-34, ResNet-34-sep and ResNet-50 for ImageNet with relational-graph convs.
+
+Which convs carry the graph (the rest stay dense):
+- "basic" (ResNet-34): both 3x3 convs of every block and the 1x1 projection shortcut.
+- "separable" (ResNet-34-sep): each 3x3 conv becomes a dense 3x3 depthwise conv followed
+  by a graph 1x1 pointwise conv; the projection shortcut is a graph conv too.
+- "bottleneck" (ResNet-50): all three convs (1x1, 3x3, 1x1; inner width = output / 4,
+  stride on the 3x3); the projection shortcut stays dense.
+The last BatchNorm of every block can start at zero scale (the paper's ImageNet recipe).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from relgraph_jax.layers import DepthwiseConv, MaskedConv
+from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
+                                        norm_layer, same_padding, scaled, strided)
+
+BLOCKS = ("basic", "separable", "bottleneck")
+BOTTLENECK_EXPANSION = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockPlan:
+    """One residual block: channels in, inner width, channels out, stride, shortcut kind.
+
+    shortcut: "identity", "projection" (1x1 conv + BN) or "pad" (identity with zero
+    channels appended, so the block's layers do not depend on its width).
+    """
+    name: str
+    cin: int
+    width: int
+    cout: int
+    stride: int
+    shortcut: str
+
+
+class _Block(nn.Module):
+    """Fields and the shortcut path shared by the three block types."""
+    graph: Any
+    plan: BlockPlan
+    impl: str = "mask"
+    partition: str = "contiguous"
+    zero_init_last_bn: bool = True
+
+    def graph_conv(self, features: int, kernel: int, stride: int, name: str) -> MaskedConv:
+        return MaskedConv(features, (kernel, kernel), self.graph, strides=stride,
+                          padding=same_padding(kernel), impl=self.impl,
+                          partition=self.partition, name=name)
+
+    def shortcut(self, x, train: bool, graph_projection: bool):
+        p = self.plan
+        if p.shortcut == "identity":
+            return x
+        if p.shortcut == "pad":
+            return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, p.cout - p.cin)])
+        if graph_projection:
+            x = self.graph_conv(p.cout, 1, p.stride, "proj")(x)
+        else:
+            x = nn.Conv(p.cout, (1, 1), strides=p.stride, use_bias=False, kernel_init=CONV_INIT,
+                        name="proj")(x)
+        return batch_norm(train, "proj_bn")(x)
+
+
+class BasicBlock(_Block):
+    """3x3 graph conv, BN, ReLU, 3x3 graph conv, BN; + shortcut; ReLU."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        p = self.plan
+        y = nn.relu(batch_norm(train, "bn1")(self.graph_conv(p.cout, 3, p.stride, "conv1")(x)))
+        y = batch_norm(train, "bn2", self.zero_init_last_bn)(self.graph_conv(p.cout, 3, 1, "conv2")(y))
+        return nn.relu(y + self.shortcut(x, train, graph_projection=True))
+
+
+class SeparableBlock(_Block):
+    """3x3 depthwise, 1x1 graph conv, BN, ReLU, 3x3 depthwise, 1x1 graph conv, BN; + shortcut; ReLU."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        p = self.plan
+        y = DepthwiseConv((3, 3), strides=p.stride, padding=same_padding(3), name="dw1")(x)
+        y = nn.relu(batch_norm(train, "bn1")(self.graph_conv(p.cout, 1, 1, "pw1")(y)))
+        y = DepthwiseConv((3, 3), padding=same_padding(3), name="dw2")(y)
+        y = batch_norm(train, "bn2", self.zero_init_last_bn)(self.graph_conv(p.cout, 1, 1, "pw2")(y))
+        return nn.relu(y + self.shortcut(x, train, graph_projection=True))
+
+
+class BottleneckBlock(_Block):
+    """1x1, 3x3 (strided), 1x1 graph convs with BN (ReLU after the first two); + dense shortcut; ReLU."""
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        p = self.plan
+        y = nn.relu(batch_norm(train, "bn1")(self.graph_conv(p.width, 1, 1, "conv1")(x)))
+        y = nn.relu(batch_norm(train, "bn2")(self.graph_conv(p.width, 3, p.stride, "conv2")(y)))
+        y = batch_norm(train, "bn3", self.zero_init_last_bn)(self.graph_conv(p.cout, 1, 1, "conv3")(y))
+        return nn.relu(y + self.shortcut(x, train, graph_projection=False))
+
+
+BLOCK_MODULES = {"basic": BasicBlock, "separable": SeparableBlock, "bottleneck": BottleneckBlock}
+
+
+def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer], int, int]:
+    """The weight layers of one block with input size h x w, and its output size."""
+    ho, wo = strided(h, p.stride), strided(w, p.stride)
+    out = ho * wo
+
+    def conv(name, kind, cin, cout, window, positions=out):
+        return Layer(f"{p.name}/{name}", kind, cin, cout, window, positions)
+
+    def norm(name, channels):
+        return norm_layer(f"{p.name}/{name}", channels)
+
+    if block == "basic":
+        layers = [conv("conv1", "graph", p.cin, p.cout, 9), norm("bn1", p.cout),
+                  conv("conv2", "graph", p.cout, p.cout, 9), norm("bn2", p.cout)]
+    elif block == "separable":
+        layers = [conv("dw1", "depthwise", p.cin, p.cin, 9),
+                  conv("pw1", "graph", p.cin, p.cout, 1), norm("bn1", p.cout),
+                  conv("dw2", "depthwise", p.cout, p.cout, 9),
+                  conv("pw2", "graph", p.cout, p.cout, 1), norm("bn2", p.cout)]
+    else:  # the first 1x1 runs before the strided 3x3, at the input's size
+        layers = [conv("conv1", "graph", p.cin, p.width, 1, h * w), norm("bn1", p.width),
+                  conv("conv2", "graph", p.width, p.width, 9), norm("bn2", p.width),
+                  conv("conv3", "graph", p.width, p.cout, 1), norm("bn3", p.cout)]
+    if p.shortcut == "projection":
+        kind = "dense" if block == "bottleneck" else "graph"
+        layers += [conv("proj", kind, p.cin, p.cout, 1), norm("proj_bn", p.cout)]
+    return layers, ho, wo
+
+
+class ResNet(nn.Module):
+    """7x7 stride-2 stem (stem_width) + 3x3 stride-2 max-pool, residual stages, pool, dense head.
+
+    Stage s has depths[s] blocks of width `width x stage_ratios[s]` (the bottleneck's inner
+    width; its output is 4x that); the first block of stages after the first has stride 2
+    and a projection shortcut. `width` is what budget matching chooses; the stem keeps its
+    fixed width. stage1_projection decides the shortcut of the very first block, whose
+    input is the stem: None projects iff the channel counts differ (the original code);
+    True always projects; False keeps an identity, zero-padded to the block's width.
+    """
+    graph: Any
+    width: int = 64
+    block: str = "basic"
+    depths: tuple = (3, 4, 6, 3)
+    stage_ratios: tuple = (1, 2, 4, 8)
+    stem_width: int = 64
+    stage1_projection: Optional[bool] = None
+    zero_init_last_bn: bool = True
+    num_classes: int = 1000
+    impl: str = "mask"
+    partition: str = "contiguous"
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Conv(self.stem_width, (7, 7), strides=2, padding=same_padding(7), use_bias=False,
+                    kernel_init=CONV_INIT, name="stem")(x)
+        x = nn.relu(batch_norm(train, "stem_bn")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+        block = BLOCK_MODULES[self.block]
+        for p in self.blocks():
+            x = block(self.graph, p, impl=self.impl, partition=self.partition,
+                      zero_init_last_bn=self.zero_init_last_bn, name=p.name)(x, train)
+        x = x.mean(axis=(1, 2))
+        return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
+
+    def stage_widths(self) -> tuple[int, ...]:
+        return tuple(scaled(self.width, r) for r in self.stage_ratios)
+
+    def blocks(self) -> list[BlockPlan]:
+        """The plan of every block, in order; raises ValueError for an impossible shortcut."""
+        if self.block not in BLOCK_MODULES:
+            raise ValueError(f"ResNet: unknown block type {self.block!r}; allowed: {BLOCKS}")
+        expansion = BOTTLENECK_EXPANSION if self.block == "bottleneck" else 1
+        plans, cin = [], self.stem_width
+        for s, (depth, stage_width) in enumerate(zip(self.depths, self.stage_widths())):
+            cout = expansion * stage_width
+            for b in range(depth):
+                name = f"stage{s}_block{b}"
+                stride = 2 if s > 0 and b == 0 else 1
+                if stride != 1:
+                    shortcut = "projection"
+                elif (s, b) != (0, 0) or self.stage1_projection is None:
+                    shortcut = "identity" if cin == cout else "projection"
+                elif self.stage1_projection:
+                    shortcut = "projection"
+                elif cout < cin:
+                    raise ValueError(
+                        f"ResNet {name}: width {cout} is below the stem's {cin} channels, so an "
+                        f"identity shortcut cannot carry them; use a width of at least {cin} or a "
+                        "projection shortcut (model shortcut_rule='per_width')")
+                else:
+                    shortcut = "identity" if cin == cout else "pad"
+                plans.append(BlockPlan(name, cin, stage_width, cout, stride, shortcut))
+                cin = cout
+        return plans
+
+    def layer_list(self, input_shape) -> tuple[Layer, ...]:
+        h, w, c = image_shape(input_shape, "resnet")
+        h, w = strided(h, 2), strided(w, 2)
+        layers = [Layer("stem", "dense", c, self.stem_width, window=49, positions=h * w),
+                  norm_layer("stem_bn", self.stem_width)]
+        h, w = strided(h, 2), strided(w, 2)  # max-pool
+        plans = self.blocks()
+        for p in plans:
+            block, h, w = block_layers(self.block, p, h, w)
+            layers += block
+        layers.append(Layer("head", "dense", plans[-1].cout, self.num_classes, bias=True))
+        return tuple(layers)

@@ -1,0 +1,153 @@
+"""Budget accounting and width matching, against the original code's numbers and hand counts."""
+import numpy as np
+import pytest
+
+from relgraph_jax import budget, graphs, models, relational
+
+CIFAR = (32, 32, 3)
+IMAGENET = (224, 224, 3)
+
+# The complete-graph MACs the original code (graph2nn, tools/train_net.py) matched every
+# graph to, at 32x32 (MLP) and 224x224 (ImageNet) input.
+ORIGINAL_MACS = {"mlp": 2_364_416, "cnn8": 166_438_912, "resnet34": 3_663_761_408,
+                 "resnet34sep": 553_614_592, "resnet50": 4_089_184_256,
+                 "efficientnet_b0": 385_824_092}
+
+B0 = dict(stem=32, widths=(16, 24, 40, 80, 112, 192, 320), depths=(1, 2, 2, 3, 3, 4, 1),
+          ratios=(1, 6, 6, 6, 6, 6, 6))
+
+
+def _shape(name):
+    return CIFAR if name == "mlp" else IMAGENET
+
+
+def _b0_se_bias_adds():
+    """The original counted one add per SE-conv bias (squeeze + excite widths per block)."""
+    total, cin = 0, B0["stem"]
+    for width, depth, ratio in zip(B0["widths"], B0["depths"], B0["ratios"]):
+        for b in range(depth):
+            block_in = cin if b == 0 else width
+            total += int(block_in * 0.25) + block_in * ratio
+        cin = width
+    return total
+
+
+@pytest.mark.parametrize("name", models.FAMILIES)
+def test_complete_graph_macs_equal_the_original_baselines(name):
+    cfg = models.default_config(name)
+    b = budget.count(cfg, f"complete:n={cfg.nodes}", cfg.width, _shape(name))
+    expected = ORIGINAL_MACS[name]
+    if name == "efficientnet_b0":  # we count weights only, not SE bias adds
+        assert _b0_se_bias_adds() == 9_340
+        expected -= _b0_se_bias_adds()
+    assert b.macs == b.complete_macs == expected
+
+
+def test_mlp_complete_budget_is_the_papers_formula():
+    cfg = models.default_config("mlp")
+    b = budget.count(cfg, "complete:n=64", 512, CIFAR)
+    assert b.macs == 3072 * 512 + 3 * 512 * 512 + 512 * 10 == 2_364_416
+    bn = 4 * 2 * 512
+    assert b.params == 3072 * 512 + 3 * 512 * 512 + 512 * 10 + 10 + bn
+
+
+@pytest.mark.parametrize("name,params", [("resnet34", 21_797_672), ("resnet50", 25_557_032),
+                                         ("efficientnet_b0", 5_288_548)])
+def test_complete_graph_params_equal_the_published_counts(name, params):
+    cfg = models.default_config(name)
+    assert budget.count(cfg, f"complete:n={cfg.nodes}", cfg.width, IMAGENET).params == params
+
+
+def test_cnn8_params_by_hand():
+    cfg = models.default_config("cnn8")
+    convs = 9 * (64 * 64 + 64 * 64 + 64 * 128 + 128 * 128 + 128 * 256 + 256 * 256)
+    bn = 2 * (64 + 2 * (64 + 128 + 256))
+    expected = 27 * 64 + convs + bn + 256 * 1000 + 1000
+    assert budget.count(cfg, "complete:n=64", 64, IMAGENET).params == expected
+
+
+def test_graph_layers_count_at_their_density():
+    """Channels divisible by the 64 nodes: each graph layer keeps density x its weights."""
+    g = graphs.RelationalGraph.from_spec("paper:n64_52/27")
+    density = (2 * len(g.edges) + 64) / 64 ** 2
+    assert density == pytest.approx(g.density)
+    d = 640
+    cfg = models.default_config("mlp")
+    b = budget.count(cfg, g, d, CIFAR)
+    graph_macs = density * (512 * d + 2 * d * d)
+    assert b.macs == 3072 * 512 + round(graph_macs) + d * 10
+    assert b.params == 3072 * 512 + round(graph_macs) + d * 10 + 10 + 2 * (512 + 3 * d)
+
+
+@pytest.mark.parametrize("spec,cin,cout", [("ws:n=8,k=3.5,p=0.3,seed=2", 70, 45),
+                                           ("er:n=8,p=0.3,seed=1", 8, 29),
+                                           ("brain:cat", 100, 77)])
+@pytest.mark.parametrize("partition", ["contiguous", "permuted"])
+def test_kept_weights_equal_the_layer_mask(spec, cin, cout, partition):
+    g = graphs.RelationalGraph.from_spec(spec)
+    adjacency = np.asarray(g.adjacency, bool) | np.eye(g.n, dtype=bool)
+    mask = relational.layer_mask(g, cin, cout, partition)
+    assert budget.kept_weights(adjacency.astype(np.int64), cin, cout, partition) == int(mask.sum())
+
+
+def test_mlp_matched_macs_of_every_n64_52_graph_are_within_one_channel_step():
+    cfg = models.default_config("mlp")
+    target = 2_364_416
+    widths = []
+    for g in graphs.resolve("paper:n64_52"):
+        b = budget.match(cfg, g, CIFAR)
+        assert b.complete_macs == target
+        assert b.macs >= target
+        assert budget.count(cfg, g, b.width - 1, CIFAR).macs < target
+        widths.append(b.width)
+    assert min(widths) > 512  # every graph of the set is sparser than the complete one
+
+
+@pytest.mark.parametrize("name,spec", [("cnn8", "paper:n64_52/27"), ("resnet34", "paper:n64_52/37"),
+                                       ("resnet34sep", "paper:n64_52/36"),
+                                       ("resnet50", "paper:n64_52/22"),
+                                       ("efficientnet_b0", "paper:n16_48/42")])
+def test_best_graphs_match_within_one_channel_step(name, spec):
+    cfg = models.default_config(name)
+    b = budget.match(cfg, spec, IMAGENET)
+    assert b.width > cfg.width
+    assert budget.count(cfg, spec, b.width - 1, IMAGENET).macs < b.complete_macs <= b.macs
+
+
+def test_complete_graph_keeps_the_config_width():
+    cfg = models.default_config("resnet50")
+    b = budget.match(cfg, "complete:n=64", IMAGENET)
+    assert (b.width, b.macs, b.params) == (64, b.complete_macs, b.complete_params)
+
+
+def test_match_is_cached():
+    cfg = models.default_config("resnet34")
+    assert budget.match(cfg, "paper:n64_52/5", IMAGENET) is budget.match(cfg, "paper:n64_52/5", IMAGENET)
+
+
+def test_per_width_shortcut_rule_adds_the_original_stage1_projection():
+    """At width 80 the original code adds a (graph) 1x1 projection 64 -> 80 at 56x56."""
+    cfg = models.default_config("resnet34")
+    reference = budget.count(cfg, "complete:n=64", 80, IMAGENET)
+    cfg.shortcut_rule = "per_width"
+    per_width = budget.count(cfg, "complete:n=64", 80, IMAGENET)
+    assert per_width.macs - reference.macs == 64 * 80 * 56 * 56
+    assert per_width.params - reference.params == 64 * 80 + 2 * 80
+
+
+def test_node_count_mismatch_is_named():
+    cfg = models.default_config("resnet34")
+    cfg.nodes = 16
+    with pytest.raises(ValueError, match="resnet34: graph has 64 nodes but config.model.nodes is 16"):
+        budget.match(cfg, "complete:n=64", IMAGENET)
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="unknown model family 'vgg'"):
+        budget.match({"name": "vgg"}, "complete:n=64", IMAGENET)
+    with pytest.raises(ValueError, match=r"mlp: input_shape must be \(H, W, C\)"):
+        budget.match(models.default_config("mlp"), "complete:n=64", (32, 32))
+    cfg = models.default_config("mlp")
+    cfg.width = 16
+    with pytest.raises(ValueError, match="layer graph0 has 16 output channels, fewer than the graph's 64"):
+        budget.match(cfg, "complete:n=64", CIFAR)

@@ -1,0 +1,114 @@
+"""experiments.describe on every experiment config, and the configs themselves."""
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import describe
+from relgraph_jax import data, graphs, models
+from relgraph_jax.train.validate import validate_config
+
+CONFIGS = ["mlp_cifar10", "mlp_cifar10_52", "cnn8_imagenet", "resnet34_imagenet",
+           "resnet34sep_imagenet", "resnet50_imagenet", "efficientnet_b0_imagenet"]
+# Paper values: model family, graph set, seeds, batch size, lr, weight decay, epochs.
+PAPER = {
+    "mlp_cifar10": ("mlp", "paper:n64_3942;complete:n=64", 5, 128, 0.1, 5e-4, 200),
+    "mlp_cifar10_52": ("mlp", "paper:n64_52;complete:n=64", 5, 128, 0.1, 5e-4, 200),
+    "cnn8_imagenet": ("cnn8", "paper:n64_52;complete:n=64", 3, 256, 0.1, 1e-4, 100),
+    "resnet34_imagenet": ("resnet34", "paper:n64_52;complete:n=64", 3, 256, 0.1, 1e-4, 100),
+    "resnet34sep_imagenet": ("resnet34sep", "paper:n64_52;complete:n=64", 3, 256, 0.1, 1e-4, 100),
+    "resnet50_imagenet": ("resnet50", "paper:n64_52;complete:n=64", 3, 256, 0.1, 1e-4, 100),
+    "efficientnet_b0_imagenet": ("efficientnet_b0", "paper:n16_48;complete:n=16", 3, 512, 0.2,
+                                 5e-5, 100),
+}
+# The paper's best graph of each model, with its reported C and L (mlp_cifar10_52: the
+# 8-layer CNN's best graph, from the same 52-graph set).
+BEST = {"mlp_cifar10": ("paper:n64_3942/3552", 0.448, 2.479),
+        "mlp_cifar10_52": ("paper:n64_52/27", 0.501, 2.279),
+        "cnn8_imagenet": ("paper:n64_52/27", 0.501, 2.279),
+        "resnet34_imagenet": ("paper:n64_52/37", 0.367, 2.287),
+        "resnet34sep_imagenet": ("paper:n64_52/36", 0.303, 2.048),
+        "resnet50_imagenet": ("paper:n64_52/22", 0.636, 1.814),
+        "efficientnet_b0_imagenet": ("paper:n16_48/42", 0.613, 1.892)}
+
+
+def load(name, arg=None):
+    module = importlib.import_module(f"experiments.configs.{name}")
+    return module.get_config(arg) if arg else module.get_config()
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_configs_hold_the_papers_settings(name):
+    config = load(name)
+    family, graph_set, seeds, batch, lr, wd, epochs = PAPER[name]
+    assert config.model.to_dict() == models.default_config(family).to_dict()
+    assert (config.graphs, config.seeds, config.budget_match) == (graph_set, seeds, True)
+    tc = config.train
+    assert (tc.batch_size, tc.lr, tc.weight_decay, tc.epochs) == (batch, lr, wd, epochs)
+    assert (tc.momentum, tc.nesterov) == (0.9, True)
+    assert config.input_shape == ((32, 32, 3) if family == "mlp" else (224, 224, 3))
+    validate_config(config)
+    data.parse(config.data)
+    assert f"experiments/configs/{name}.py" in sys.modules[f"experiments.configs.{name}"].__doc__
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_describe_lists_every_variant_with_its_budget(name):
+    config = load(name)
+    if config.graphs.startswith("paper:n64_3942"):  # 3942 graphs: keep the test short
+        config.graphs = f"{BEST[name][0]};complete:n=64"
+    records = describe.describe(config)
+    n_graphs = len(graphs.resolve(config.graphs))
+    assert [r["variant"] for r in records] == list(range(n_graphs * config.seeds))
+    assert {r["seed"] for r in records} == set(range(config.seeds))
+    complete = f"complete:n={config.model.nodes}"
+    for r in records:
+        assert r["model"] == config.model.name and r["nodes"] == config.model.nodes
+        assert r["macs"] >= r["complete_macs"]
+        if r["graph"] == complete:
+            assert (r["width"], r["macs"], r["params"]) == (config.model.width, r["complete_macs"],
+                                                           r["complete_params"])
+        else:
+            assert r["width"] > config.model.width
+        assert len(r["widths"]) == {"mlp": 1, "cnn8": 3, "efficientnet_b0": 7}.get(
+            config.model.name, 4)
+    spec, c, l = BEST[name]
+    best = next(r for r in records if r["graph"] == spec)
+    assert (round(best["C"], 3), round(best["L"], 3)) == (c, l)
+
+
+@pytest.mark.parametrize("name", ["mlp_cifar10", "resnet50_imagenet"])
+def test_runlocal_variant_is_small_and_offline(name):
+    config = load(name, "runlocal")
+    assert (config.seeds, config.input_shape, config.data.source) == (1, (8, 8, 1), "digits")
+    validate_config(config)
+    records = describe.describe(config)
+    assert len(records) == 2 and records[-1]["graph"] == f"complete:n={config.model.nodes}"
+    with pytest.raises(ValueError, match="unknown config argument 'fast'"):
+        load(name, "fast")
+
+
+def test_describe_rejects_graphs_that_do_not_fit_the_model():
+    config = load("resnet34_imagenet")
+    config.graphs = "paper:n16_48/0"
+    with pytest.raises(ValueError, match="16 nodes but config.model.nodes is 64"):
+        describe.describe(config)
+
+
+@pytest.mark.parametrize("command", [["experiments.describe"],
+                                     ["experiments.main", "--dry_run"]])
+def test_command_line_prints_one_json_line_per_variant(command):
+    """Also through the trainer's --dry_run, which imports describe next to its own flags."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-m", *command, "--config=experiments/configs/cnn8_imagenet.py",
+         "--config.seeds=2", "--config.graphs=paper:n64_52/27;complete:n=64"],
+        cwd=root, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+        check=True).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [(r["graph"], r["seed"]) for r in records] == [
+        ("paper:n64_52/27", 0), ("paper:n64_52/27", 1), ("complete:n=64", 0), ("complete:n=64", 1)]
+    assert records[2]["macs"] == 166_438_912 and records[2]["widths"] == [64, 128, 256]

@@ -1,0 +1,287 @@
+"""The six model families: tiny forward passes, layer lists vs real parameters, padding, errors."""
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from relgraph_jax import budget, models, relational
+
+# XLA's default CPU optimisation makes compiling these small models take most of the test
+# time; numbers do not depend on it.
+FAST = {"xla_backend_optimization_level": 0}
+SHAPE = (16, 16, 3)
+
+# Small but complete versions of each family: every block type, stride, shortcut and skip.
+TINY = {
+    "mlp": (dict(nodes=4, width=8, stem_width=8), "ring:n=4,k=2"),
+    "cnn8": (dict(nodes=4, width=4, stem_width=4, num_classes=10), "ring:n=4,k=2"),
+    "resnet34": (dict(nodes=4, width=4, stem_width=4, depths=(2, 1, 1, 1), num_classes=10),
+                 "ring:n=4,k=2"),
+    "resnet34sep": (dict(nodes=4, width=4, stem_width=4, depths=(1, 1, 1, 1), num_classes=10),
+                    "ring:n=4,k=2"),
+    "resnet50": (dict(nodes=4, width=4, stem_width=8, depths=(1, 1, 1, 1), num_classes=10),
+                 "ring:n=4,k=2"),
+    # B0's first four stages (the last one's width is `width`).
+    "efficientnet_b0": (dict(nodes=4, width=80, stem_width=8, head_width=16,
+                             base_widths=(16, 24, 40, 80), depths=(1, 2, 1, 1),
+                             kernels=(3, 3, 5, 3), strides=(1, 2, 2, 2), expand_ratios=(1, 6, 6, 6),
+                             num_classes=10), "ring:n=4,k=2"),
+}
+
+
+def tiny_config(name):
+    cfg = models.default_config(name)
+    cfg.update(TINY[name][0])
+    return cfg
+
+
+def init_shapes(model, x):
+    return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+
+
+def random_variables(model, x, seed=0):
+    """params and batch_stats of the model's shapes, drawn on the host (compiling a model's
+    random init costs more than its forward pass); BatchNorm variances are 1."""
+    rng = np.random.default_rng(seed)
+    shapes = init_shapes(model, x)
+
+    def draw(path, leaf):
+        if path[-1].key == "var":
+            return np.ones(leaf.shape, leaf.dtype)
+        return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+
+    return {k: jax.tree_util.tree_map_with_path(draw, shapes[k]) for k in ("params", "batch_stats")}
+
+
+def train_step(model):
+    """A compiled train-mode forward pass: (logits, updated batch_stats)."""
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def step(variables, x):
+        logits, updated = model.apply(variables, x, train=True, mutable=["batch_stats"])
+        return logits, updated["batch_stats"]
+    return step
+
+
+@pytest.fixture(scope="module", params=list(TINY))
+def family(request):
+    name = request.param
+    cfg = tiny_config(name)
+    graph = relational.as_graph(TINY[name][1])
+    model = models.build(cfg, graph)
+    x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
+    variables = random_variables(model, x)
+    logits, batch_stats = train_step(model)(variables, x)
+    return dict(name=name, cfg=cfg, graph=graph, model=model, x=x, variables=variables,
+                shapes=init_shapes(model, x), logits=logits, batch_stats=batch_stats)
+
+
+def _at(tree, path):
+    for key in path.split("/"):
+        tree = tree[key]
+    return tree
+
+
+def _param_owners(params):
+    """'/'-joined paths of the modules that own parameters."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+    return {"/".join(k[:-1]) for k in flat}
+
+
+def test_forward_gives_finite_logits_and_updates_batch_stats(family):
+    assert family["logits"].shape == (2, 10)
+    assert np.all(np.isfinite(np.asarray(family["logits"])))
+    assert set(family["shapes"]) == {"params", "batch_stats", "masks"}
+    before = jax.tree.leaves(family["variables"]["batch_stats"])
+    after = jax.tree.leaves(family["batch_stats"])
+    assert len(before) == len(after) > 0
+    assert all(np.all(np.isfinite(a)) for a in after)
+    assert all(not np.allclose(a, b) for a, b in zip(after, before))  # every BN saw the batch
+
+
+def test_layer_list_accounts_for_every_parameter(family):
+    """Each listed layer's shapes match the real parameters, and the budget's parameter
+    count equals the real count with graph kernels at their mask's kept weights."""
+    model, shapes, graph, cfg = family["model"], family["shapes"], family["graph"], family["cfg"]
+    params, masks = shapes["params"], shapes["masks"]
+    layers = model.layer_list(SHAPE)
+    assert {layer.path for layer in layers} == _param_owners(params)
+    counted = 0
+    for layer in layers:
+        p = _at(params, layer.path)
+        if layer.kind == "norm":
+            assert p["scale"].shape == p["bias"].shape == (layer.cout,)
+            counted += 2 * layer.cout
+            continue
+        kernel = p["kernel"]
+        if layer.kind == "depthwise":
+            assert kernel.shape[2:] == (1, layer.cout) and kernel.size == layer.window * layer.cout
+            counted += kernel.size
+        elif layer.kind == "dense":
+            assert kernel.size == layer.window * layer.cin * layer.cout
+            counted += kernel.size
+        else:
+            assert _at(masks, layer.path)["mask"].shape == (layer.cin, layer.cout) == kernel.shape[-2:]
+            assert kernel.size == layer.window * layer.cin * layer.cout
+            kept = relational.layer_mask(graph, layer.cin, layer.cout, cfg.partition).sum()
+            counted += layer.window * int(kept)
+        if layer.bias:
+            assert p["bias"].shape == (layer.cout,)
+            counted += layer.cout
+    assert budget.count(cfg, graph, cfg.width, SHAPE).params == counted
+
+
+def test_init_zeroes_the_last_batchnorm_of_residual_blocks():
+    """The paper's ImageNet recipe; every other BatchNorm scale starts at 1."""
+    last = {"resnet34": "bn2", "resnet34sep": "bn2", "resnet50": "bn3"}
+    built = {}
+    for name in last:
+        cfg = tiny_config(name)
+        cfg.depths, cfg.stage_ratios = (1, 1), (1, 2)
+        built[name] = models.build(cfg, "ring:n=4,k=2")
+
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def init(key):
+        x = jnp.zeros((1, 8, 8, 3))
+        return {name: m.init(key, x, train=False)["params"] for name, m in built.items()}
+
+    params = init(jax.random.key(0))
+    for name, model in built.items():
+        for block in (p.name for p in model.blocks()):
+            scales = {bn: np.asarray(p["scale"]) for bn, p in params[name][block].items()
+                      if "scale" in p}
+            assert last[name] in scales and len(scales) > 1
+            for bn, scale in scales.items():
+                np.testing.assert_array_equal(scale, 0.0 if bn == last[name] else 1.0)
+
+
+def test_stage_widths_keep_the_paper_ratios():
+    cfg = models.default_config("efficientnet_b0")
+    assert models.build(cfg, "complete:n=16").stage_widths() == (16, 24, 40, 80, 112, 192, 320)
+    assert models.build(cfg, "complete:n=16", 640).stage_widths() == (32, 48, 80, 160, 224, 384, 640)
+    resnet50 = models.build(models.default_config("resnet50"), "complete:n=64", 70)
+    assert resnet50.stage_widths() == (70, 140, 280, 560)
+    assert [p.cout for p in resnet50.blocks()][:4] == [280, 280, 280, 560]
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_wider_variants_have_the_same_layers(name):
+    """Narrower widths pad into wider ones: same tree, every leaf no larger (budget-matched
+    variants of one config share one program)."""
+    cfg = tiny_config(name)
+    x = jnp.zeros((1,) + SHAPE)
+
+    def shapes(width):
+        model = models.build(cfg, TINY[name][1], width)
+        return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+
+    narrow, wide = shapes(cfg.width), shapes(cfg.width + 3)
+    assert jax.tree.structure(narrow) == jax.tree.structure(wide)
+    assert all(all(a <= b for a, b in zip(n.shape, w.shape))
+               for n, w in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide)))
+    assert any(n.shape != w.shape for n, w in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide)))
+
+
+def graph_masks(model, graph, partition="contiguous"):
+    """The "masks" collection of a model, built from its layer list and the graph."""
+    masks = {}
+    for layer in model.layer_list(SHAPE):
+        if layer.kind == "graph":
+            node = masks
+            for key in layer.path.split("/"):
+                node = node.setdefault(key, {})
+            node["mask"] = relational.layer_mask(graph, layer.cin, layer.cout, partition)
+    return masks
+
+
+def test_zero_padded_resnet_computes_the_narrow_one():
+    """ResNet-34's stage-1 identity shortcut pads with zero channels; a narrow variant
+    embedded in a wider model by zero padding (the trainer's rule) gives the same logits,
+    in training and in evaluation mode."""
+    cfg = tiny_config("resnet34")
+    graph = relational.as_graph("ring:n=4,k=2")
+    narrow, wide = models.build(cfg, graph), models.build(cfg, graph, width=7)
+    assert [p.shortcut for p in wide.blocks()][:2] == ["pad", "identity"]
+    x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
+    small = {**random_variables(narrow, x), "masks": graph_masks(narrow, graph)}
+    target = init_shapes(wide, x)
+    assert jax.tree.structure(small) == jax.tree.structure(dict(target))
+
+    def pad(a, t):
+        return np.pad(a, [(0, w - n) for n, w in zip(a.shape, t.shape)])
+
+    big = jax.tree.map(pad, small, dict(target))
+
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def logits(small, big):
+        pairs = ((narrow, small), (wide, big))
+        train = [m.apply(v, x, train=True, mutable=["batch_stats"])[0] for m, v in pairs]
+        test = [m.apply(v, x, train=False) for m, v in pairs]
+        return train, test
+
+    (narrow_train, wide_train), (narrow_test, wide_test) = logits(small, big)
+    # float32 rounding of the wider convs, amplified by batch-statistics BatchNorm over
+    # 14 layers, stays below 1e-4; a padding leak would change logits by O(1).
+    np.testing.assert_allclose(wide_train, narrow_train, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(wide_test, narrow_test, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(narrow_train, narrow_test)  # the two modes really differ
+
+
+def test_blocks_impl_gives_the_mask_impl_logits():
+    """Both implementations draw the same initial weights from a key, so logits agree."""
+    x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
+    built = {}
+    for impl in ("mask", "blocks"):
+        cfg = tiny_config("mlp")
+        cfg.impl = impl
+        built[impl] = models.build(cfg, "ring:n=4,k=2")
+
+    @functools.partial(jax.jit, compiler_options=FAST)
+    def logits(key):
+        return {impl: m.apply(m.init(key, x, train=False), x, train=False) for impl, m in built.items()}
+
+    out = logits(jax.random.key(0))
+    np.testing.assert_allclose(out["blocks"], out["mask"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,params", [("resnet34", 21_797_672), ("resnet50", 25_557_032),
+                                         ("efficientnet_b0", 5_288_548)])
+def test_default_models_have_the_published_parameter_counts(name, params):
+    cfg = models.default_config(name)
+    model = models.build(cfg, f"complete:n={cfg.nodes}")
+    shapes = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
+                            jnp.zeros((1, 32, 32, 3)))
+    assert sum(leaf.size for leaf in jax.tree.leaves(shapes["params"])) == params
+
+
+def test_per_width_rule_adds_a_stage1_projection():
+    cfg = models.default_config("resnet34")
+    assert models.build(cfg, "complete:n=64", 80).blocks()[0].shortcut == "pad"
+    cfg.shortcut_rule = "per_width"
+    assert models.build(cfg, "complete:n=64", 80).blocks()[0].shortcut == "projection"
+    assert models.build(cfg, "complete:n=64", 64).blocks()[0].shortcut == "identity"
+    assert models.build(models.default_config("resnet50"), "complete:n=64").blocks()[0].shortcut == "projection"
+
+
+def test_errors_name_the_problem():
+    with pytest.raises(ValueError, match="resnet34: graph has 64 nodes but config.model.nodes is 16"):
+        cfg = models.default_config("resnet34")
+        cfg.nodes = 16
+        models.build(cfg, "complete:n=64")
+    with pytest.raises(ValueError, match="unknown model family 'resnet18'"):
+        models.build({"name": "resnet18"}, "complete:n=64")
+    with pytest.raises(ValueError, match=r"resnet34: unknown model field\(s\) \['depth'\]"):
+        models.build({"name": "resnet34", "depth": 3}, "complete:n=64")
+    with pytest.raises(ValueError, match=r"model.block='wide' is not allowed; expected one of \['basic'"):
+        models.build({"name": "resnet34", "block": "wide"}, "complete:n=64")
+    with pytest.raises(ValueError, match="model.impl='sparse' is not allowed"):
+        models.build({"name": "mlp", "impl": "sparse"}, "complete:n=64")
+    with pytest.raises(ValueError, match="efficientnet_b0: layer stage0_block0/project has 8 output "
+                                         "channels, fewer than the graph's 16 nodes"):
+        models.build(models.default_config("efficientnet_b0"), "complete:n=16", width=160)
+    with pytest.raises(ValueError, match="stage0_block0: width 32 is below the stem's 64 channels"):
+        models.build(models.default_config("resnet34"), "complete:n=64", width=32)
+    with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
+        models.build(models.default_config("mlp"), "complete:n=64", width=0)

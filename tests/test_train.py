@@ -1,0 +1,127 @@
+"""The trainer end to end on tiny sweeps: resume, device counts, divergence, multi-process.
+
+One uninterrupted run on 8 fake devices is the reference; every other way of running the
+same sweep must write exactly the same records.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from experiments.configs import quickstart
+from relgraph_jax.train import results, trainer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GRAPHS = "paper:n16_48/0;paper:n16_48/42;complete:n=16"
+
+
+def tiny_config(**train):
+    """3 graphs x 2 seeds, a 16-node MLP on digits, 2 epochs of 11 steps."""
+    config = quickstart.get_config()
+    config.model.nodes = 16
+    config.model.stem_width = 32
+    config.model.width = 32
+    config.graphs = GRAPHS
+    config.seeds = 2
+    config.train.batch_size = 128
+    config.train.epochs = 2
+    config.train.steps_per_call = 4
+    config.train.update(train)
+    return config
+
+
+def _key(r):
+    return (r["variant"], r["epoch"])
+
+
+def _records(workdir):
+    return sorted(results.read_records(os.path.join(workdir, results.RESULTS_FILE)), key=_key)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("reference"))
+    summary = trainer.train_and_evaluate(tiny_config(), workdir)
+    assert summary["finished"] and summary["variants"] == 6
+    return _records(workdir)
+
+
+def test_reference_records_are_complete_and_sensible(reference):
+    assert [_key(r) for r in reference] == [(v, e) for v in range(6) for e in (1, 2)]
+    assert {r["graph"] for r in reference} == set(GRAPHS.split(";"))
+    complete = [r for r in reference if r["graph"] == "complete:n=16"]
+    assert all(r["C"] == 1.0 and r["L"] == 1.0 and r["width"] == 32 for r in complete)
+    # Sparser graphs are budget-matched to a wider layer.
+    assert all(r["width"] > 32 for r in reference if r["graph"] != "complete:n=16")
+    final = [r["test_error"] for r in reference if r["epoch"] == 2]
+    assert all(r["status"] == "ok" for r in reference)
+    assert max(final) < 30.0  # 10 digit classes: chance is 90% error
+
+
+def test_stop_and_resume_writes_the_same_records(reference, tmp_path):
+    workdir = str(tmp_path)
+    first = trainer.train_and_evaluate(tiny_config(), workdir, stop_after_steps=5)
+    assert not first["finished"] and first["step"] == 5
+    second = trainer.train_and_evaluate(tiny_config(), workdir, stop_after_steps=9)
+    assert second["step"] == 14  # crossed the epoch-1 evaluation
+    trainer.train_and_evaluate(tiny_config(), workdir)
+    assert _records(workdir) == reference
+
+
+def test_one_device_gives_the_same_records_as_eight(reference, tmp_path):
+    config = tiny_config()
+    config.mesh.devices = 1
+    trainer.train_and_evaluate(config, str(tmp_path))
+    assert _records(str(tmp_path)) == reference
+
+
+def test_a_diverging_variant_is_frozen_and_spares_the_others(reference, tmp_path):
+    config = tiny_config()
+    config.grid.lr = (config.train.lr, 1e30)
+    trainer.train_and_evaluate(config, str(tmp_path))
+    recs = _records(str(tmp_path))
+    failed = [r for r in recs if r["hparams"]["lr"] == 1e30]
+    assert failed and all(r["status"] == "failed" for r in failed)
+    assert all("non-finite" in r["failure"] and r["test_error"] is None for r in failed)
+    assert all(r["failure"].startswith("non-finite loss or parameters at step ") for r in failed)
+    healthy = {(r["graph"], r["seed"], r["epoch"]): r for r in recs if r["hparams"]["lr"] != 1e30}
+    same_fields = ("train_loss", "test_loss", "test_error", "width", "macs", "status")
+    for r in reference:
+        twin = healthy[(r["graph"], r["seed"], r["epoch"])]
+        assert {k: twin[k] for k in same_fields} == {k: r[k] for k in same_fields}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_one_sweep_together(reference, tmp_path):
+    """jax.distributed with 2 local processes x 2 CPU devices; process 0 writes records."""
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        sys.path.insert(0, {REPO!r})
+        import jax
+        jax.distributed.initialize("127.0.0.1:{_free_port()}", 2, int(sys.argv[1]))
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_train import tiny_config
+        from relgraph_jax.train import trainer
+        trainer.train_and_evaluate(tiny_config(), {str(tmp_path / "run")!r})
+    """))
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "4 devices" in outputs[0]
+    assert _records(str(tmp_path / "run")) == reference
