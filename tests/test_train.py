@@ -60,7 +60,8 @@ def test_reference_records_are_complete_and_sensible(reference):
     assert all(r["width"] > 32 for r in reference if r["graph"] != "complete:n=16")
     final = [r["test_error"] for r in reference if r["epoch"] == 2]
     assert all(r["status"] == "ok" for r in reference)
-    assert max(final) < 30.0  # 10 digit classes: chance is 90% error
+    # 10 digit classes: chance is 90% error; 22 steps already learn most of them.
+    assert max(final) < 50.0 and np.mean(final) < 25.0
 
 
 def test_stop_and_resume_writes_the_same_records(reference, tmp_path):

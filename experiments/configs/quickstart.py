@@ -13,23 +13,17 @@ augmented (crops and flips change what a digit means).
 """
 import ml_collections
 
-from relgraph_jax import models
+from experiments.configs import common
 
 
 def get_config():
-    config = ml_collections.ConfigDict()
-    config.model = models.default_config("mlp")
+    config = common.experiment(
+        "mlp", graphs="paper:n64_52;complete:n=64", seeds=1, input_shape=common.DIGITS_SHAPE,
+        data=ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False)),
+        train_cfg=common.train(batch_size=64, epochs=6, lr=0.1, weight_decay=5e-4,
+                               eval_batch_size=360))
     config.model.stem_width = 128
     config.model.width = 128
-    config.graphs = "paper:n64_52;complete:n=64"
-    config.seeds = 1
-    config.budget_match = True
-    config.input_shape = (8, 8, 1)
-    config.data = ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False))
-    config.train = ml_collections.ConfigDict(dict(
-        batch_size=64, epochs=6, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
-        eval_every=1, eval_batch_size=360, steps_per_call=22, log_every_steps=22,
-        compute_dtype="float32", checkpoint_every_steps=0, variant_batch=1))
-    config.mesh = ml_collections.ConfigDict(dict(data=1, devices=0))
-    config.grid = ml_collections.ConfigDict(dict(lr=(), weight_decay=()))
+    config.train.steps_per_call = 22  # one epoch of the 1437 training digits per call
+    config.train.log_every_steps = 22
     return config

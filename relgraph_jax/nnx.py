@@ -1,0 +1,153 @@
+"""flax.nnx graph layers: the same MaskedDense, MaskedConv and DepthwiseConv as layers.py.
+
+Same math (relgraph_jax.ops), same weight names and layouts: "kernel" + "mask" for
+impl="mask", "blocks" for impl="blocks", "bias" when used. `load_linen_variables` copies a
+linen layer's variables into an nnx layer and `linen_variables` gives them back, so both
+front ends can run from the same arrays. The mask is a `Mask` variable, not an
+`nnx.Param`, so optimisers built on `nnx.Param` leave it alone.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import jax.numpy as jnp
+from flax import nnx
+from flax.linen import dtypes
+
+from relgraph_jax import ops, relational
+
+
+class Mask(nnx.Variable):
+    """A graph layer's fixed 0/1 (in, out) weight mask: state, never trained."""
+
+
+class _GraphLayer(nnx.Module):
+    """Weights of a graph layer over a kernel window (() for dense, (kh, kw) for conv)."""
+
+    def __init__(self, in_features: int, out_features: int, window: tuple, graph, impl: str,
+                 partition: str, use_bias: bool, dtype, param_dtype, kernel_init, bias_init,
+                 rngs: nnx.Rngs):
+        layer = type(self).__name__
+        if int(out_features) < 1:
+            raise ValueError(f"{layer}: out_features must be a positive int, got {out_features!r}")
+        ops.check_impl(impl, layer)
+        relational.check_partition(partition, layer)
+        graph = relational.as_graph(graph, layer)
+        self.impl = impl
+        self.dtype = dtype
+        if impl == "mask":
+            mask = relational.layer_mask(graph, in_features, out_features, partition, layer=layer)
+            self.kernel = nnx.Param(ops.init_graph_kernel(rngs.params(), window, mask, None, kernel_init,
+                                                          param_dtype))
+            self.mask = Mask(jnp.asarray(mask))
+        else:
+            self.structure = relational.block_structure(graph, in_features, out_features, partition, layer=layer)
+            self.blocks = nnx.Param(ops.init_graph_kernel(rngs.params(), window, self.structure.mask,
+                                                          self.structure, kernel_init, param_dtype))
+        self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
+
+    def _weights(self, x):
+        """(x, weights, static, bias) promoted to the computation dtype."""
+        weights = self.kernel[...] if self.impl == "mask" else self.blocks[...]
+        static = self.mask[...] if self.impl == "mask" else self.structure
+        bias = None if self.bias is None else self.bias[...]
+        x, weights, bias = dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
+        return x, weights, static, bias
+
+
+class MaskedDense(_GraphLayer):
+    """nnx twin of layers.MaskedDense: in_features -> out_features following a relational graph."""
+
+    def __init__(self, in_features: int, out_features: int, graph, *, impl: str = "mask",
+                 partition: str = "contiguous", use_bias: bool = False, dtype: Optional[Any] = None,
+                 param_dtype: Any = jnp.float32, kernel_init: Optional[Callable] = None,
+                 bias_init: Callable = nnx.initializers.zeros, rngs: nnx.Rngs):
+        super().__init__(in_features, out_features, (), graph, impl, partition, use_bias, dtype,
+                         param_dtype, kernel_init, bias_init, rngs)
+
+    def __call__(self, x):
+        x, weights, static, bias = self._weights(x)
+        y = ops.masked_matmul(x, weights, static) if self.impl == "mask" else ops.block_matmul(x, weights, static)
+        return y if bias is None else y + bias
+
+
+class MaskedConv(_GraphLayer):
+    """nnx twin of layers.MaskedConv: a 2-D NHWC conv whose channel weights follow a graph."""
+
+    def __init__(self, in_features: int, out_features: int, kernel_size, graph, *, strides=1,
+                 padding="SAME", impl: str = "mask", partition: str = "contiguous",
+                 use_bias: bool = False, dtype: Optional[Any] = None, param_dtype: Any = jnp.float32,
+                 kernel_init: Optional[Callable] = None, bias_init: Callable = nnx.initializers.zeros,
+                 rngs: nnx.Rngs):
+        layer = type(self).__name__
+        window = ops.pair(kernel_size, "kernel_size", layer)
+        self.strides = ops.pair(strides, "strides", layer)
+        self.padding = ops.conv_padding(padding, layer)
+        super().__init__(in_features, out_features, window, graph, impl, partition, use_bias, dtype,
+                         param_dtype, kernel_init, bias_init, rngs)
+
+    def __call__(self, x):
+        if x.ndim < 4:
+            raise ValueError(f"{type(self).__name__}: input must be (batch..., H, W, C), got shape {x.shape}")
+        x, weights, static, bias = self._weights(x)
+        conv = ops.masked_conv if self.impl == "mask" else ops.block_conv
+        y = conv(x, weights, static, self.strides, self.padding)
+        return y if bias is None else y + bias
+
+
+class DepthwiseConv(nnx.Module):
+    """nnx twin of layers.DepthwiseConv: dense depthwise 2-D conv, kernel (kh, kw, 1, C)."""
+
+    def __init__(self, features: int, kernel_size, *, strides=1, padding="SAME", use_bias: bool = False,
+                 dtype: Optional[Any] = None, param_dtype: Any = jnp.float32,
+                 kernel_init: Callable = ops.graph_init(1.0), bias_init: Callable = nnx.initializers.zeros,
+                 rngs: nnx.Rngs):
+        layer = type(self).__name__
+        if int(features) < 1:
+            raise ValueError(f"{layer}: features must be a positive int, got {features!r}")
+        window = ops.pair(kernel_size, "kernel_size", layer)
+        self.strides = ops.pair(strides, "strides", layer)
+        self.padding = ops.conv_padding(padding, layer)
+        self.dtype = dtype
+        self.kernel = nnx.Param(kernel_init(rngs.params(), window + (1, features), param_dtype))
+        self.bias = nnx.Param(bias_init(rngs.params(), (features,), param_dtype)) if use_bias else None
+
+    def __call__(self, x):
+        bias = None if self.bias is None else self.bias[...]
+        x, kernel, bias = dtypes.promote_dtype(x, self.kernel[...], bias, dtype=self.dtype)
+        y = ops.conv2d(x, kernel, self.strides, self.padding, feature_group_count=kernel.shape[-1])
+        return y if bias is None else y + bias
+
+
+_WEIGHTS = {"params": ("kernel", "blocks", "bias"), "masks": ("mask",)}
+
+
+def load_linen_variables(layer: nnx.Module, variables) -> nnx.Module:
+    """Copy a linen layer's variables ({"params": ..., "masks": ...}) into the nnx twin, in place.
+
+    Raises ValueError when a weight is missing or its shape differs.
+    """
+    for collection, names in _WEIGHTS.items():
+        for name in names:
+            target = getattr(layer, name, None)
+            if target is None:
+                continue
+            source = variables.get(collection, {}).get(name)
+            if source is None:
+                raise ValueError(f"{type(layer).__name__}: variables lack {collection}/{name}")
+            if tuple(source.shape) != tuple(target.shape):
+                raise ValueError(f"{type(layer).__name__}: {collection}/{name} has shape {tuple(source.shape)}, "
+                                 f"the layer needs {tuple(target.shape)}")
+            target[...] = jnp.asarray(source, target.dtype)
+    return layer
+
+
+def linen_variables(layer: nnx.Module) -> dict:
+    """The nnx layer's weights as the linen twin's variables dict."""
+    variables: dict = {}
+    for collection, names in _WEIGHTS.items():
+        for name in names:
+            value = getattr(layer, name, None)
+            if value is not None:
+                variables.setdefault(collection, {})[name] = value[...]
+    return variables

@@ -1,0 +1,184 @@
+"""The layer math of graph layers, as pure functions shared by the linen and nnx layers.
+
+Two implementations of the same linear map:
+- mask path (reference): the dense kernel times the (in, out) 0/1 mask; a conv shares
+  the mask over its kernel window. Off-graph weights get zero gradient.
+- block path: parameters only for the connected blocks, shape (E, *window, in_group,
+  out_group), and computation only on them: gather each block's input group (for a conv:
+  under every kernel tap), one batched contraction, then a sorted segment sum into
+  output groups. Its work is proportional to the number of blocks, i.e. to graph
+  density; with small groups the gathers make it memory-bound, so it beats the dense
+  layer only at low density (benchmarks/RESULTS_layers.md).
+Kernels use the Flax layouts: (in, out) for dense, (kh, kw, in, out) (HWIO) for convs.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from relgraph_jax.relational import BlockStructure
+
+IMPLS = ("mask", "blocks")
+
+
+def check_impl(impl: str, layer: str = "layer") -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"{layer}: unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
+
+
+def graph_init(density: float):
+    """The paper's graph-layer init: normal, std sqrt(2 / (kh * kw * out * density)).
+
+    Fan-out He init with the fan-out thinned by the mask density, so every output keeps
+    the variance of a dense He-initialised layer.
+    """
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"graph_init: density must be in (0, 1], got {density}")
+    return jax.nn.initializers.variance_scaling(2.0 / density, "fan_out", "normal")
+
+
+def masked_matmul(x, kernel, mask):
+    """x @ (kernel * mask) over the last axis of x; kernel and mask are (in, out)."""
+    return x @ (kernel * mask.astype(kernel.dtype))
+
+
+def conv_padding(padding, layer: str = "layer"):
+    """lax padding from "SAME", "VALID", an int or ((lo, hi), (lo, hi))."""
+    if isinstance(padding, str):
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{layer}: unknown padding {padding!r}; allowed: 'SAME', 'VALID', an int, "
+                             "or ((lo, hi), (lo, hi))")
+        return padding.upper()
+    if isinstance(padding, (int, np.integer)) and padding >= 0:
+        return ((int(padding), int(padding)),) * 2
+    try:
+        pairs = tuple(tuple(int(p) for p in pair) for pair in padding)
+    except (TypeError, ValueError):
+        pairs = ()
+    if len(pairs) != 2 or any(len(pair) != 2 or min(pair) < 0 for pair in pairs):
+        raise ValueError(f"{layer}: padding {padding!r} must be 'SAME', 'VALID', a non-negative int, "
+                         "or ((lo, hi), (lo, hi)) of them")
+    return pairs
+
+
+def pair(value, name: str, layer: str = "layer") -> tuple[int, int]:
+    """(h, w) from an int or a pair of positive ints (kernel sizes, strides)."""
+    try:
+        values = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+        values = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int or a pair of them, got {value!r}")
+    return values
+
+
+def conv2d(x, kernel, strides: Sequence[int] = (1, 1), padding="SAME", feature_group_count: int = 1):
+    """2-D convolution of NHWC input with an HWIO kernel (leading batch axes allowed)."""
+    batch_shape = x.shape[:-3]
+    y = jax.lax.conv_general_dilated(
+        x.reshape((-1,) + x.shape[-3:]), kernel, window_strides=tuple(strides), padding=padding,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=feature_group_count)
+    return y.reshape(batch_shape + y.shape[1:])
+
+
+def masked_conv(x, kernel, mask, strides: Sequence[int] = (1, 1), padding="SAME"):
+    """conv2d with kernel * mask, the (in, out) mask shared over the kernel window."""
+    return conv2d(x, kernel * mask.astype(kernel.dtype), strides, padding)
+
+
+def _block_indices(structure: BlockStructure):
+    """Per block: (in_group,) and (out_group,) channel indices, padding slots point past the end."""
+    return structure.in_index[structure.src], structure.out_index[structure.dst]
+
+
+def dense_to_blocks(kernel, structure: BlockStructure):
+    """(*window, in, out) kernel -> (E, *window, in_group, out_group) blocks; padding slots are 0."""
+    padded = jnp.pad(kernel, [(0, 0)] * (kernel.ndim - 2) + [(0, 1), (0, 1)])
+    rows, cols = _block_indices(structure)
+    blocks = padded[..., rows[:, :, None], cols[:, None, :]]  # (*window, E, in_group, out_group)
+    return jnp.moveaxis(blocks, -3, 0)
+
+
+def blocks_to_dense(blocks, structure: BlockStructure):
+    """(E, *window, in_group, out_group) blocks -> the (*window, in, out) kernel, 0 off the graph."""
+    window = blocks.shape[1:-2]
+    rows, cols = _block_indices(structure)
+    dense = jnp.zeros(window + (structure.in_channels + 1, structure.out_channels + 1), blocks.dtype)
+    dense = dense.at[..., rows[:, :, None], cols[:, None, :]].set(jnp.moveaxis(blocks, 0, -3))
+    return dense[..., :-1, :-1]
+
+
+def _to_groups(x, structure: BlockStructure):
+    """(..., in) -> (..., n, in_group), padding slots read a zero channel."""
+    if structure.in_padded:
+        return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, 1)])[..., structure.in_index]
+    return x.reshape(x.shape[:-1] + (structure.n, structure.in_group))
+
+
+def _from_groups(y, structure: BlockStructure):
+    """(..., n, out_group) -> (..., out), dropping padding slots."""
+    flat = y.reshape(y.shape[:-2] + (structure.n * structure.out_group,))
+    if structure.out_padded:
+        real = structure.out_index < structure.out_channels
+        flat = flat[..., np.flatnonzero(real.reshape(-1))]
+    return flat
+
+
+def _sum_into_outputs(per_block, structure: BlockStructure):
+    """(E, ..., out_group) block outputs -> (..., n, out_group), summed per output node."""
+    summed = jax.ops.segment_sum(per_block, structure.dst, num_segments=structure.n,
+                                 indices_are_sorted=True)
+    return jnp.moveaxis(summed, 0, -2)
+
+
+def _block_contract(groups, blocks, structure: BlockStructure):
+    """(..., n, k) input groups, (E, k, out_group) blocks -> (..., out): only connected blocks."""
+    gathered = jnp.moveaxis(groups, -2, 0)[structure.src]  # (E, ..., k)
+    per_block = jax.lax.dot_general(
+        gathered, blocks.astype(gathered.dtype), (((gathered.ndim - 1,), (1,)), ((0,), (0,))))
+    return _from_groups(_sum_into_outputs(per_block, structure), structure)
+
+
+def block_matmul(x, blocks, structure: BlockStructure):
+    """The masked matmul computed from connected blocks only; blocks are (E, in_group, out_group)."""
+    return _block_contract(_to_groups(x, structure), blocks, structure)
+
+
+def _patches(x, window: Sequence[int], strides: Sequence[int], padding):
+    """(..., H, W, C) -> (..., H', W', kh * kw, C): the input under each kernel tap."""
+    (kh, kw), (sh, sw) = window, strides
+    pads = jax.lax.padtype_to_pads(x.shape[-3:-1], window, strides, padding) if isinstance(padding, str) else padding
+    x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [tuple(pads[0]), tuple(pads[1]), (0, 0)])
+    ho, wo = (x.shape[-3] - kh) // sh + 1, (x.shape[-2] - kw) // sw + 1
+    taps = [x[..., dh:dh + sh * (ho - 1) + 1:sh, dw:dw + sw * (wo - 1) + 1:sw, :]
+            for dh in range(kh) for dw in range(kw)]
+    return jnp.stack(taps, axis=-2)
+
+
+def block_conv(x, blocks, structure: BlockStructure, strides: Sequence[int] = (1, 1), padding="SAME"):
+    """The masked conv computed from connected blocks only; blocks are (E, kh, kw, in_group, out_group).
+
+    A conv is a matmul over the kernel taps: each block contracts its input group under all
+    kh * kw taps at once (grouped convs with one group per block are far slower in XLA).
+    """
+    num_blocks, kh, kw, in_group, out_group = blocks.shape
+    patches = _to_groups(_patches(x, (kh, kw), strides, padding), structure)  # (..., T, n, in_group)
+    groups = jnp.moveaxis(patches, -3, -2)  # (..., n, T, in_group)
+    groups = groups.reshape(groups.shape[:-2] + (kh * kw * in_group,))
+    return _block_contract(groups, blocks.reshape(num_blocks, kh * kw * in_group, out_group), structure)
+
+
+def init_graph_kernel(key, window: tuple, mask, structure: BlockStructure | None, kernel_init=None,
+                      dtype=jnp.float32):
+    """A graph layer's initial weights: zero off the graph, as blocks when a structure is given.
+
+    kernel_init (default graph_init at the mask's density) draws the full (*window, in, out)
+    kernel, so both implementations start from the same weights for the same key.
+    """
+    init = kernel_init if kernel_init is not None else graph_init(float(np.mean(mask)))
+    dense = init(key, tuple(window) + tuple(mask.shape), dtype) * jnp.asarray(mask, dtype)
+    return dense if structure is None else dense_to_blocks(dense, structure)

@@ -1,0 +1,161 @@
+"""From a relational graph to the static structure of one layer.
+
+Node i of an n-node graph owns a group of a layer's input channels and a group of its
+output channels. Weight entry (input channel a, output channel b) is kept iff the graph
+has the message node(a) -> node(b) (adjacency[node(a), node(b)]; every node has a
+self-loop). Everything here is numpy, built once per (graph, layer shape) and cached, so
+jit closes over constants and never rebuilds them per step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+PARTITIONS = ("contiguous", "permuted")
+
+
+def as_graph(graph, layer: str = ""):
+    """A RelationalGraph from a graph object or a spec string (e.g. "ws:n=64,k=8,p=0.1,seed=0")."""
+    prefix = f"{layer}: " if layer else ""
+    if isinstance(graph, str):
+        try:
+            return _graph_from_spec(graph)
+        except ValueError as error:
+            raise ValueError(f"{prefix}{error}") from None
+    if not (hasattr(graph, "n") and hasattr(graph, "adjacency")):
+        raise TypeError(f"{prefix}graph must be a RelationalGraph or a spec string, "
+                        f"got {type(graph).__name__}: {graph!r}")
+    return graph
+
+
+@functools.lru_cache(maxsize=256)
+def _graph_from_spec(spec: str):
+    from relgraph_jax.graphs import RelationalGraph  # deferred: graphs imports networkx
+    return RelationalGraph.from_spec(spec)
+
+
+def check_partition(partition: str, layer: str = "layer") -> None:
+    if partition not in PARTITIONS:
+        raise ValueError(f"{layer}: unknown partition {partition!r}; allowed: {', '.join(PARTITIONS)}")
+
+
+def group_sizes(channels: int, n: int, partition: str = "contiguous", *,
+                layer: str = "layer", side: str = "") -> np.ndarray:
+    """Channels per node: channels // n each, one more for the first channels % n nodes.
+
+    "permuted" reorders these sizes by numpy's seed-1 permutation, as the original code
+    did; groups stay contiguous ranges, only their sizes move between nodes.
+    """
+    check_partition(partition, layer)
+    if int(n) < 1:
+        raise ValueError(f"{layer}: a graph needs at least 1 node, got n={n}")
+    if int(channels) < int(n):
+        what = f"{side} channels" if side else "channels"
+        raise ValueError(f"{layer}: {n} nodes but only {channels} {what}; "
+                         "need at least as many channels as nodes")
+    sizes = np.full(n, channels // n, dtype=np.int64)
+    sizes[: channels % n] += 1
+    if partition == "permuted":
+        sizes = sizes[np.random.RandomState(1).permutation(n)]
+    return sizes
+
+
+def channel_nodes(channels: int, n: int, partition: str = "contiguous", *,
+                  layer: str = "layer", side: str = "") -> np.ndarray:
+    """The node that owns each channel, shape (channels,)."""
+    sizes = group_sizes(channels, n, partition, layer=layer, side=side)
+    return np.repeat(np.arange(n), sizes)
+
+
+def _adjacency(graph, layer: str) -> np.ndarray:
+    adjacency = np.asarray(graph.adjacency, dtype=bool)
+    n = int(graph.n)
+    if adjacency.shape != (n, n):
+        raise ValueError(f"{layer}: graph adjacency has shape {adjacency.shape}, expected ({n}, {n})")
+    return adjacency | np.eye(n, dtype=bool)
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+@functools.lru_cache(maxsize=1024)
+def layer_mask(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+               layer: str = "layer") -> np.ndarray:
+    """The (in_channels, out_channels) float32 0/1 weight mask of a graph layer (read-only, cached)."""
+    graph = as_graph(graph, layer)
+    in_nodes = channel_nodes(in_channels, graph.n, partition, layer=layer, side="input")
+    out_nodes = channel_nodes(out_channels, graph.n, partition, layer=layer, side="output")
+    adjacency = _adjacency(graph, layer)
+    return _readonly(adjacency[np.ix_(in_nodes, out_nodes)].astype(np.float32))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockStructure:
+    """The connected (input node, output node) blocks of one layer, sorted by output node.
+
+    Block e maps input group src[e] to output group dst[e]. Groups are padded to the
+    largest group size (in_group, out_group) inside the block ops: in_index[u] lists the
+    input channels of node u with the value in_channels for a padding slot, out_index[v]
+    the output channels of node v with out_channels for a padding slot.
+    """
+    n: int
+    in_channels: int
+    out_channels: int
+    src: np.ndarray
+    dst: np.ndarray
+    in_index: np.ndarray
+    out_index: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.src.shape[0])
+
+    @property
+    def in_group(self) -> int:
+        return int(self.in_index.shape[1])
+
+    @property
+    def out_group(self) -> int:
+        return int(self.out_index.shape[1])
+
+    @property
+    def in_padded(self) -> bool:
+        return self.n * self.in_group != self.in_channels
+
+    @property
+    def out_padded(self) -> bool:
+        return self.n * self.out_group != self.out_channels
+
+    @property
+    def density(self) -> float:
+        return float(self.mask.mean())
+
+
+def _padded_index(sizes: np.ndarray) -> np.ndarray:
+    """(n, max size) channel indices of each node's contiguous group; padding = total channels."""
+    total, width = int(sizes.sum()), int(sizes.max())
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    slots = np.arange(width)
+    return np.where(slots < sizes[:, None], starts[:, None] + slots, total)
+
+
+@functools.lru_cache(maxsize=1024)
+def block_structure(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+                    layer: str = "layer") -> BlockStructure:
+    """The block list of a graph layer (cached): only node pairs the graph connects."""
+    graph = as_graph(graph, layer)
+    mask = layer_mask(graph, in_channels, out_channels, partition, layer=layer)
+    src, dst = np.nonzero(_adjacency(graph, layer))
+    order = np.lexsort((src, dst))
+    in_sizes = group_sizes(in_channels, graph.n, partition, layer=layer, side="input")
+    out_sizes = group_sizes(out_channels, graph.n, partition, layer=layer, side="output")
+    return BlockStructure(
+        n=int(graph.n), in_channels=int(in_channels), out_channels=int(out_channels),
+        src=_readonly(src[order]), dst=_readonly(dst[order]),
+        in_index=_readonly(_padded_index(in_sizes)), out_index=_readonly(_padded_index(out_sizes)),
+        mask=mask)
