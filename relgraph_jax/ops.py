@@ -8,7 +8,7 @@ Two implementations of the same linear map:
   under every kernel tap), one batched contraction, then a sorted segment sum into
   output groups. Its work is proportional to the number of blocks, i.e. to graph
   density; with small groups the gathers make it memory-bound, so it beats the dense
-  layer only at low density (benchmarks/RESULTS_layers.md).
+  layer only at low density (benchmarks/RESULTS.md).
 Kernels use the Flax layouts: (in, out) for dense, (kh, kw, in, out) (HWIO) for convs.
 """
 from __future__ import annotations

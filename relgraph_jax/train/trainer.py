@@ -173,6 +173,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     grid_names, _ = variants_lib.grid_combinations(config)
     data_spec = data_lib.validate(config.data)
     workdir_lib.check_writable(workdir)
+    workdir_lib.check_compatible(workdir, config.to_dict())
 
     source, resident = _open_data(data_spec)
     if tuple(source.image_shape) != tuple(config.input_shape):

@@ -39,26 +39,34 @@ def check_writable(workdir: str) -> None:
                          "pass a --workdir you can write to") from e
 
 
+def check_compatible(workdir: str, config_dict: dict) -> bool:
+    """Raises if the workdir holds results of a different config; True if it holds this one."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        old = config_identity(json.load(f))
+    identity = config_identity(config_dict)
+    if old != identity:
+        diffs = [f"{k}: {old.get(k, '<absent>')!r} there vs {identity.get(k, '<absent>')!r} now"
+                 for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+        shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
+        raise ValueError(
+            f"workdir {workdir!r} was created by a different config ({shown}). "
+            "Results of different configs are never mixed: use a new --workdir, or "
+            "delete this one to start over.")
+    return True
+
+
 def claim(workdir: str, config_dict: dict) -> bool:
     """Records the config in a new workdir, or checks it matches the one already there.
 
-    Returns True when the workdir already held this config (a resume).
+    Call it once every other check has passed, so that an invalid config never marks a
+    workdir. Returns True when the workdir already held this config (a resume).
     """
-    path = os.path.join(workdir, CONFIG_FILE)
-    identity = config_identity(config_dict)
-    if os.path.exists(path):
-        with open(path) as f:
-            stored = json.load(f)
-        old = config_identity(stored)
-        if old != identity:
-            diffs = [f"{k}: {old.get(k, '<absent>')!r} there vs {identity.get(k, '<absent>')!r} now"
-                     for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
-            shown = "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
-            raise ValueError(
-                f"workdir {workdir!r} was created by a different config ({shown}). "
-                "Results of different configs are never mixed: use a new --workdir, or "
-                "delete this one to start over.")
+    if check_compatible(workdir, config_dict):
         return True
+    path = os.path.join(workdir, CONFIG_FILE)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(config_dict, f, indent=2, sort_keys=True, default=list)
