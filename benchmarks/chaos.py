@@ -106,22 +106,23 @@ def main():
             sys.exit(f"reference run failed; see {args.out}/log.txt")
         clean_time = time.time() - t0
         print(f"reference run: {clean_time:.1f} s", flush=True)
-        kills = resumes = 0
+        kills = starts = 0
         finished = False
         while kills < args.kills and not finished:
-            aim = kills == 1 or kills == 3  # two kills aimed at checkpoint writes
+            aim = kills in (1, 3)  # two kills aimed at checkpoint writes
             delay = rng.uniform(2.0, max(3.0, clean_time * 0.8))
+            starts += 1
             finished = _run_and_kill(chaos_dir, log, delay, aim)
             if not finished:
                 kills += 1
                 print(f"kill {kills}: {'during a checkpoint write' if aim else f'after {delay:.1f} s'}",
                       flush=True)
         while not finished:
-            resumes += 1
-            finished = _run_to_completion(chaos_dir, log) == 0
-            if resumes > args.kills + 3:
+            if starts > args.kills + 3:
                 sys.exit(f"chaos run never finished; see {args.out}/log.txt")
-        resumes += kills  # every kill was followed by a restart of the same command
+            starts += 1
+            finished = _run_to_completion(chaos_dir, log) == 0
+    resumes = starts - 1  # every start after the first resumed from the workdir
     compared, differing, missing, duplicated = compare(_records(ref_dir), _records(chaos_dir))
     ok = differing == missing == duplicated == 0 and kills >= args.kills
     print(f"{'PASS' if ok else 'FAIL'}: kills={kills} resumes={resumes} records={compared} "

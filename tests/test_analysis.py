@@ -340,8 +340,8 @@ def test_early_epochs_pick_the_first_three_then_spread():
 
 # ----------------------------------------------------------------------------- brain
 def test_brain_points_match_networkx():
-    points, why = analysis.brain_points()
-    assert why is None and [p.spec for p in points] == ["brain:mcwhole", "brain:mcvisual",
+    points = analysis.brain_points()
+    assert [p.spec for p in points] == ["brain:mcwhole", "brain:mcvisual",
                                                          "brain:cat"]
     for point in points:
         name = point.spec.split(":")[1]

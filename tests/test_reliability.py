@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 
-from relgraph_jax.data import testing as data_testing
 from relgraph_jax.train import results, trainer
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -3,7 +3,6 @@
 One uninterrupted run on 8 fake devices is the reference; every other way of running the
 same sweep must write exactly the same records.
 """
-import json
 import os
 import socket
 import subprocess

@@ -1,6 +1,5 @@
 """Results store, workdir guard and optimiser: the trainer's host-side pieces."""
 import json
-import os
 
 import jax
 import jax.numpy as jnp

@@ -1,19 +1,13 @@
-"""The brain networks' place on the (C, L) plane, from relgraph_jax.graphs.
+"""The brain networks' place on the (C, L) plane.
 
 The paper puts the macaque and cat cortex networks next to its sweet spot. Their C and L
-come from the graphs package (on the undirected simple version, like every graph here);
-it is imported on first use so that analysis keeps working where it is unavailable, and
-the reason is handed back to be shown instead of the points.
+come from the graphs package, on the undirected simple version like every graph here.
 """
 from __future__ import annotations
 
 import dataclasses
 
-BRAIN_SPECS = {
-    "brain:mcwhole": "macaque whole cortex",
-    "brain:mcvisual": "macaque visual cortex",
-    "brain:cat": "cat cortex",
-}
+from relgraph_jax.graphs import BRAIN_NETWORKS, RelationalGraph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,17 +18,11 @@ class PlanePoint:
     L: float
 
 
-def brain_points() -> tuple[list[PlanePoint], str | None]:
-    """The three brain networks as plane points, or ([], why they are unavailable)."""
-    try:
-        from relgraph_jax.graphs import RelationalGraph
-    except ImportError as error:
-        return [], f"relgraph_jax.graphs.RelationalGraph is not importable ({error})"
+def brain_points() -> list[PlanePoint]:
+    """The shipped brain networks as plane points, labelled by their common names."""
     points = []
-    for spec, label in BRAIN_SPECS.items():
-        try:
-            graph = RelationalGraph.from_spec(spec)
-        except ValueError as error:
-            return [], f"{spec} is not available from relgraph_jax.graphs ({error})"
-        points.append(PlanePoint(label, spec, float(graph.C), float(graph.L)))
-    return points, None
+    for name, description in BRAIN_NETWORKS.items():
+        graph = RelationalGraph.from_spec(f"brain:{name}")
+        points.append(PlanePoint(description.split(" (")[0], f"brain:{name}",
+                                 float(graph.C), float(graph.L)))
+    return points

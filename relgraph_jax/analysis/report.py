@@ -126,7 +126,7 @@ def _plane_grid(runs, grid, best, marks, out, note="") -> tuple[list[str], dict,
     return lines, summary, sweet
 
 
-def _plane(runs, table, baseline, marks, marks_note, out) -> tuple[_Section, dict]:
+def _plane(runs, table, baseline, marks, out) -> tuple[_Section, dict]:
     best = None
     if baseline.best is not None:
         best = brain.PlanePoint(baseline.best["graph"], baseline.best["graph"],
@@ -155,8 +155,6 @@ def _plane(runs, table, baseline, marks, marks_note, out) -> tuple[_Section, dic
         lines += _table(["network", "spec", "C", "L", header],
                         [[m.label, f"`{m.spec}`", f"{m.C:.3f}", f"{m.L:.3f}",
                           _inside(named[1] if named else None, m)] for m in marks])
-    elif marks_note:
-        lines += ["", f"Brain networks not shown: {marks_note}."]
     return _Section("Error over the (C, L) plane", lines), summary
 
 
@@ -288,13 +286,13 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
     os.makedirs(out, exist_ok=True)
     table = stats.per_graph(runs)
     baseline = stats.complete_vs_best(table)
-    marks, marks_note = brain.brain_points()
+    marks = brain.brain_points()
     sections = [_data_status(runs.notes), _baseline(baseline)]
     summary = {"workdir": runs.workdir, "epoch": runs.epoch, "runs": len(runs),
                "graphs": len(table), "notes": list(runs.notes),
                "complete": baseline.complete, "best": baseline.best, "gain": baseline.gain}
     if len(runs):
-        plane, summary["sweet_spot"] = _plane(runs, table, baseline, marks, marks_note, out)
+        plane, summary["sweet_spot"] = _plane(runs, table, baseline, marks, out)
         slices, summary["fits"] = _slices(table, out)
         correlations, summary["correlations"] = _correlations(index, runs, hparams, compare_runs, out)
         sections += [plane, slices, correlations, _graphs(table, out)]

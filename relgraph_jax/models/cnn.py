@@ -6,8 +6,8 @@ from typing import Any
 import flax.linen as nn
 
 from relgraph_jax.layers import MaskedConv
-from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, same_padding, scaled, strided)
+from relgraph_jax.models.common import (LINEAR_INIT, Layer, batch_norm, image_shape,
+                                        norm_layer, pooled_stem, same_padding, scaled, strided)
 
 
 class CNN(nn.Module):
@@ -29,10 +29,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(self.stem_width, (3, 3), strides=2, padding=same_padding(3), use_bias=False,
-                    kernel_init=CONV_INIT, name="stem")(x)
-        x = nn.relu(batch_norm(train, "stem_bn")(x))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+        x = pooled_stem(x, self.stem_width, 3, train)
         for name, features, stride in self._convs():
             x = MaskedConv(features, (3, 3), self.graph, strides=stride, padding=same_padding(3),
                            impl=self.impl, partition=self.partition, name=name)(x)

@@ -58,6 +58,14 @@ def same_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((kernel // 2, kernel // 2),) * 2
 
 
+def pooled_stem(x, width: int, kernel: int, train: bool):
+    """The dense stem of the CNN and ResNets: kxk stride-2 conv, BN, ReLU, 3x3/2 max-pool."""
+    x = nn.Conv(width, (kernel, kernel), strides=2, padding=same_padding(kernel), use_bias=False,
+                kernel_init=CONV_INIT, name="stem")(x)
+    x = nn.relu(batch_norm(train, "stem_bn")(x))
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+
+
 def strided(size: int, stride: int) -> int:
     """Output size of a stride-`stride` layer with padding kernel // 2: ceil(size / stride)."""
     return -(-size // stride)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
 from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, same_padding, scaled, strided)
+                                        norm_layer, pooled_stem, same_padding, scaled, strided)
 
 BLOCKS = ("basic", "separable", "bottleneck")
 BOTTLENECK_EXPANSION = 4
@@ -158,10 +158,7 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = nn.Conv(self.stem_width, (7, 7), strides=2, padding=same_padding(7), use_bias=False,
-                    kernel_init=CONV_INIT, name="stem")(x)
-        x = nn.relu(batch_norm(train, "stem_bn")(x))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+        x = pooled_stem(x, self.stem_width, 7, train)
         block = BLOCK_MODULES[self.block]
         for p in self.blocks():
             x = block(self.graph, p, impl=self.impl, partition=self.partition,

@@ -1,0 +1,71 @@
+"""The trainer's padding rule is inert: a narrow variant zero-padded into a wider model
+computes the same logits, batch statistics and gradients, and its padding gets zero
+gradient (so SGD with weight decay keeps it exactly zero)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from relgraph_jax import models
+from relgraph_jax.train import variants
+
+GRAPH = "ws:n=8,k=3,p=0.3,seed=2"
+# family -> (narrow width, wide width, model-field overrides that keep it small)
+FAMILIES = {
+    "mlp": (16, 27, dict(nodes=8, stem_width=16)),
+    "resnet34sep": (8, 13, dict(nodes=8, stem_width=8, depths=(1, 1, 1, 1))),
+    "resnet50": (8, 11, dict(nodes=8, stem_width=8, depths=(1, 1, 1, 1))),
+    "efficientnet_b0": (20, 31, dict(nodes=4, stem_width=8, head_width=16, base_widths=(16, 24, 40),
+                                     depths=(1, 2, 1), kernels=(3, 3, 5), strides=(1, 2, 2),
+                                     expand_ratios=(1, 6, 6))),
+}
+
+
+def _loss_and_grads(model, variables, x, y):
+    def loss_fn(params):
+        logits, updated = model.apply({**variables, "params": params}, x, train=True,
+                                      mutable=["batch_stats"])
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return loss, (logits, updated["batch_stats"])
+    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
+
+
+def _crop(tree, like):
+    return jax.tree.map(lambda a, b: np.asarray(a)[tuple(slice(0, s) for s in b.shape)], tree, like)
+
+
+def _outside(tree, like):
+    """Everything of `tree` outside the leading corner shaped like `like`, flattened."""
+    def one(a, b):
+        a = np.array(a)
+        a[tuple(slice(0, s) for s in b.shape)] = 0
+        return a.ravel()
+    return np.concatenate(jax.tree.leaves(jax.tree.map(one, tree, like)))
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_padded_variant_matches_its_unpadded_model(family):
+    narrow_w, wide_w, shrink = FAMILIES[family]
+    cfg = models.default_config(family)
+    cfg.update(dict(num_classes=10, **shrink))
+    graph = GRAPH if shrink["nodes"] == 8 else "ws:n=4,k=2,p=0.3,seed=2"
+    narrow = models.build(cfg, graph, width=narrow_w)
+    wide = models.build(cfg, graph, width=wide_w)
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+    y = jnp.arange(4) % 10
+    small = narrow.init(jax.random.key(1), x, train=False)
+    shapes = jax.eval_shape(lambda: wide.init(jax.random.key(1), x, train=False))
+    big = variants.pad_to(jax.device_get(small), shapes)
+
+    (loss_s, (logits_s, stats_s)), grads_s = _loss_and_grads(narrow, small, x, y)
+    (loss_b, (logits_b, stats_b)), grads_b = _loss_and_grads(wide, big, x, y)
+
+    np.testing.assert_allclose(logits_b, logits_s, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loss_b, loss_s, rtol=1e-5)
+    for got, want in zip(jax.tree.leaves(_crop(grads_b, grads_s)), jax.tree.leaves(grads_s)):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-6)
+    for got, want in zip(jax.tree.leaves(_crop(stats_b, stats_s)), jax.tree.leaves(stats_s)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert np.all(_outside(grads_b, grads_s) == 0.0)
+    assert np.all(_outside(stats_b, stats_s) == 0.0)  # padded running means and variances
