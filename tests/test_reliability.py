@@ -57,7 +57,7 @@ BAD_INPUTS = [
     ("unknown train key", _set("train.learning_rate", 0.1), r"train\.learning_rate"),
     ("negative learning rate", _set("train.lr", -0.1), r"train\.lr=-0\.1: must be > 0"),
     ("momentum out of range", _set("train.momentum", 1.5), r"train\.momentum=1\.5"),
-    ("unknown compute dtype", _set("train.compute_dtype", "fp8"), r"compute_dtype='fp8'.*allowed"),
+    ("zero variant batch", _set("train.variant_batch", 0), r"train\.variant_batch=0: must be a positive integer"),
     ("zero seeds", _set("seeds", 0), r"seeds=0: must be a positive integer"),
     ("k > n", _set("graphs", "ws:n=16,k=20,p=0.1,seed=0"), r"k \(average degree\) must lie in \[2, n\] = \[2, 16\], got 20"),
     ("p outside [0, 1]", _set("graphs", "ws:n=16,k=4,p=1.5,seed=0"), r"p \(rewiring probability\) must lie in \[0, 1\], got 1\.5"),

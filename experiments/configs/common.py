@@ -33,7 +33,7 @@ def train(*, batch_size: int, epochs: int, lr: float, weight_decay: float,
     return ml_collections.ConfigDict(dict(
         batch_size=batch_size, epochs=epochs, lr=lr, momentum=0.9, nesterov=True,
         weight_decay=weight_decay, eval_every=1, eval_batch_size=eval_batch_size,
-        steps_per_call=50, log_every_steps=100, compute_dtype="float32",
+        steps_per_call=50, log_every_steps=100,
         checkpoint_every_steps=0, variant_batch=1))
 
 

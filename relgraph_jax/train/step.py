@@ -34,7 +34,7 @@ class Programs:
     """Builds the jitted train-chunk and eval functions for one model and data layout."""
 
     def __init__(self, model, tx, mesh, *, batch_size, steps_per_epoch, data_spec, mean, std,
-                 eval_batch_size, variant_batch=1, compute_dtype=jnp.float32):
+                 eval_batch_size, variant_batch=1):
         self.model = model
         self.tx = tx
         self.mesh = mesh
@@ -47,14 +47,13 @@ class Programs:
         self.mean = mean
         self.std = std
         self.eval_batch_size = eval_batch_size
-        self.compute_dtype = compute_dtype
 
     # ---- one variant ----------------------------------------------------------------
     def _variables(self, vstate, params):
         return {"params": params, "batch_stats": vstate["batch_stats"], "masks": vstate["masks"]}
 
     def _inputs(self, images_uint8):
-        x = data_lib.normalize(images_uint8, self.mean, self.std).astype(self.compute_dtype)
+        x = data_lib.normalize(images_uint8, self.mean, self.std)
         if self.batch_sharding is None:
             return x
         return jax.lax.with_sharding_constraint(x, self.batch_sharding)

@@ -13,7 +13,6 @@ import signal
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from relgraph_jax import data as data_lib
@@ -25,7 +24,6 @@ from relgraph_jax.train import step as step_lib
 from relgraph_jax.train import workdir as workdir_lib
 from relgraph_jax.train.validate import validate_config
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 STATE_COLLECTIONS = ("params", "batch_stats", "masks")
 
 
@@ -205,8 +203,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     programs = step_lib.Programs(
         model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
         data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
-        variant_batch=tc.variant_batch,
-        compute_dtype=COMPUTE_DTYPES[tc.compute_dtype])
+        variant_batch=tc.variant_batch)
     feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
             feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))
 

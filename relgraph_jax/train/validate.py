@@ -8,9 +8,8 @@ TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", 
              "mesh", "grid"}
 TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_decay",
                 "eval_every", "eval_batch_size", "steps_per_call", "log_every_steps",
-                "compute_dtype", "checkpoint_every_steps", "variant_batch"}
+                "checkpoint_every_steps", "variant_batch"}
 MESH_FIELDS = {"data", "devices"}
-COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 def _check_keys(section: str, present, allowed) -> None:
@@ -48,8 +47,6 @@ def validate_config(config) -> None:
         raise ValueError(f"train.momentum={tc.momentum!r}: must be in [0, 1)")
     if not tc.weight_decay >= 0:
         raise ValueError(f"train.weight_decay={tc.weight_decay!r}: must be >= 0")
-    if tc.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"train.compute_dtype={tc.compute_dtype!r}: allowed {COMPUTE_DTYPES}")
     for name, values in (config.grid or {}).items():
         for v in values or ():
             if not v >= 0:
