@@ -125,3 +125,18 @@ def test_two_processes_train_one_sweep_together(reference, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     assert "4 devices" in outputs[0]
     assert _records(str(tmp_path / "run")) == reference
+
+
+def test_a_data_parallel_axis_gives_the_same_training(reference, tmp_path):
+    """mesh.data=2 splits each batch over two devices (BatchNorm statistics stay global),
+    so only the order of floating-point reductions changes."""
+    config = tiny_config()
+    config.mesh.data = 2
+    trainer.train_and_evaluate(config, str(tmp_path))
+    recs = _records(str(tmp_path))
+    assert [_key(r) for r in recs] == [_key(r) for r in reference]
+    for got, want in zip(recs, reference):
+        assert got["width"] == want["width"] and got["status"] == "ok"
+        np.testing.assert_allclose(got["train_loss"], want["train_loss"], rtol=1e-4)
+        np.testing.assert_allclose(got["test_loss"], want["test_loss"], rtol=1e-3)
+        assert abs(got["test_error"] - want["test_error"]) <= 100.0 * 2 / 360  # <= 2 test digits

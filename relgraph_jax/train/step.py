@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import PartitionSpec as P
 
 from relgraph_jax import data as data_lib
 
@@ -39,8 +39,9 @@ class Programs:
         self.tx = tx
         self.mesh = mesh
         self.variant_batch = variant_batch
-        # Split each batch over the "data" axis only when that axis has several devices.
-        self.batch_sharding = NamedSharding(mesh, P("data")) if mesh.shape["data"] > 1 else None
+        # Split each batch over the "data" axis only when that axis has several devices. A
+        # bare spec: inside shard_map it refers to the mesh whose "variants" axis is manual.
+        self.batch_spec = P("data") if mesh.shape["data"] > 1 else None
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch
         self.data_spec = data_spec
@@ -54,9 +55,9 @@ class Programs:
 
     def _inputs(self, images_uint8):
         x = data_lib.normalize(images_uint8, self.mean, self.std)
-        if self.batch_sharding is None:
+        if self.batch_spec is None:
             return x
-        return jax.lax.with_sharding_constraint(x, self.batch_sharding)
+        return jax.lax.with_sharding_constraint(x, self.batch_spec)
 
     def _resident_batch(self, vconst, x_all, y_all, perms, step):
         """This variant's batch from a device-resident data set, in its seed's order."""
