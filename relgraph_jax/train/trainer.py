@@ -9,6 +9,7 @@ the work since the last checkpoint and never duplicates a record.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import time
 
@@ -159,6 +160,43 @@ def _open_data(data_spec):
     return data_lib.load(data_spec), True
 
 
+@dataclasses.dataclass
+class Run:
+    """Everything a sweep's steps need: stacked state, per-variant constants, the feed."""
+    state: dict
+    vconst: dict
+    feed: object
+    programs: step_lib.Programs
+    slots: int
+    widest: int
+
+
+def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
+    """Mesh, padded model, optimiser, stacked initial state and batch feed of a sweep."""
+    tc = config.train
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
+    shard = mesh_lib.shardings(mesh)
+    slots = mesh_lib.variant_slots(len(variant_list), mesh, tc.variant_batch)
+    widest = max(v.width for v in variant_list)
+    model = models_lib.build(config.model, variant_list[0].graph, width=widest)
+    tx = optim.make_optimizer(tc, steps_per_epoch)
+    sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
+    seeds = sorted({v.seed for v in variant_list})
+    eval_bs = min(tc.eval_batch_size, source.num_test)
+    _log(f"{len(variant_list)} variants ({slots} slots on {mesh.devices.size} devices), widths "
+         f"{min(v.width for v in variant_list)}-{widest}, {tc.epochs} epochs x {steps_per_epoch} "
+         f"steps, data {source.name}: {source.num_train} train / {source.num_test} test")
+    state = mesh_lib.put(build_state(config, variant_list, slots, model, tx, sample), shard.variants)
+    vconst = mesh_lib.put(_variant_constants(variant_list, slots, seeds), shard.variants)
+    programs = step_lib.Programs(
+        model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
+        data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
+        variant_batch=tc.variant_batch)
+    feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
+            feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))
+    return Run(state, vconst, feed, programs, slots, widest)
+
+
 def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
     """Trains every variant of `config`, appending records to WORKDIR/results.jsonl.
 
@@ -185,28 +223,8 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     workdir_lib.claim(workdir, config.to_dict())
     total_steps = steps_per_epoch * tc.epochs
 
-    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
-    shard = mesh_lib.shardings(mesh)
-    slots = mesh_lib.variant_slots(len(variant_list), mesh, tc.variant_batch)
-    widest = max(v.width for v in variant_list)
-    model = models_lib.build(config.model, variant_list[0].graph, width=widest)
-    tx = optim.make_optimizer(tc, steps_per_epoch)
-    sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
-    seeds = sorted({v.seed for v in variant_list})
-    eval_bs = min(tc.eval_batch_size, source.num_test)
-
-    _log(f"{len(variant_list)} variants ({slots} slots on {mesh.devices.size} devices), widths "
-         f"{min(v.width for v in variant_list)}-{widest}, {tc.epochs} epochs x {steps_per_epoch} "
-         f"steps, data {source.name}: {source.num_train} train / {source.num_test} test")
-    state = mesh_lib.put(build_state(config, variant_list, slots, model, tx, sample), shard.variants)
-    vconst = mesh_lib.put(_variant_constants(variant_list, slots, seeds), shard.variants)
-    programs = step_lib.Programs(
-        model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
-        data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
-        variant_batch=tc.variant_batch)
-    feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
-            feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))
-
+    run = build_run(config, variant_list, source, resident, data_spec, steps_per_epoch)
+    state, vconst, feed = run.state, run.vconst, run.feed
     ckpts = checkpoint_lib.Checkpoints(workdir)
     store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
     if store is not None and store.repaired_bytes:

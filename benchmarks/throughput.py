@@ -1,0 +1,179 @@
+"""Throughput of the variant-parallel training step against a one-variant-at-a-time loop.
+
+  python benchmarks/throughput.py [--config=experiments/configs/mlp_cifar10.py]
+      [--graphs='paper:n64_52;complete:n=64'] [--scaling=1,8,52,260] [--steps=3] [--json]
+
+For each variant count V (the first V of graphs x seeds; 260 = 52 graphs x 5 seeds) it
+builds the trainer's own state and compiled step (synthetic uint8 data of the config's
+shapes, on-device crop/flip included) and reports: model-samples/s; useful TFLOP/s
+(6 x budget MACs per model-sample: forward + backward); executed TFLOP/s (6 x the dense
+MACs of the padded width for every slot: what the mask path really computes); compile
+time; peak device memory per variant (XLA's memory analysis of the compiled step).
+The one-at-a-time loop trains a sample of the variants alone at their own widths, the
+way the original code runs one graph at a time, and extrapolates to V. A dense f32 matmul
+is timed in the same run; `useful_to_matmul` (with --json) is the useful FLOP/s of the
+52-variant step over that matmul's FLOP/s.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from relgraph_jax import budget, data as data_lib, graphs
+from relgraph_jax.train import trainer, variants as variants_lib
+
+FLOPS_PER_MAC_TRAIN = 6  # forward 2 + backward 4 flops per multiply-accumulate
+
+
+def _load_config(path: str, graphs: str, seeds: int):
+    spec = importlib.util.spec_from_file_location("bench_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.graphs, config.seeds = graphs, seeds
+    config.mesh.devices = 0
+    return config
+
+
+def _synthetic(config, num_train: int) -> data_lib.Dataset:
+    shape = tuple(config.input_shape)
+    rng = np.random.default_rng(0)
+    n_cls = config.model.num_classes
+    return data_lib.Dataset(
+        x_train=rng.integers(0, 256, (num_train,) + shape, dtype=np.uint8),
+        y_train=(np.arange(num_train) % n_cls).astype(np.int32),
+        x_test=rng.integers(0, 256, (n_cls,) + shape, dtype=np.uint8),
+        y_test=np.arange(n_cls, dtype=np.int32), num_classes=n_cls,
+        mean=np.full(shape[-1], 127.0, np.float32), std=np.full(shape[-1], 64.0, np.float32),
+        name="synthetic")
+
+
+def time_step(config, variant_list, steps: int) -> dict:
+    """Compile time, steady-state seconds per `steps` steps and memory of one program."""
+    tc = config.train
+    ds = _synthetic(config, tc.batch_size * steps)
+    spec = data_lib.DataSpec(source="arrays", name="synthetic", path=None,
+                             augment=bool(config.data.augment), crop_pad=4, flip=True,
+                             image_size=None, tfds_data_dir=None, train_split="train",
+                             test_split="test")
+    t0 = time.perf_counter()
+    run = trainer.build_run(config, variant_list, ds, True, spec, steps)
+    build_s = time.perf_counter() - t0
+    feed = run.feed
+    chunk = run.programs.train_chunk(steps)
+    args = (run.state, run.vconst, feed.x_train, feed.y_train,
+            jax.device_put(np.tile(np.arange(len(ds.y_train), dtype=np.int32),
+                                   (len({v.seed for v in variant_list}), 1)),
+                           feed.x_train.sharding), jnp.int32(0))
+    t0 = time.perf_counter()
+    compiled = chunk.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    mem = compiled.memory_analysis()
+    peak = (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+            if mem is not None else float("nan"))
+    state = compiled(*args)
+    jax.block_until_ready(state)
+    best = float("inf")
+    for _ in range(2):
+        args = (state,) + args[1:]
+        t0 = time.perf_counter()
+        state = compiled(*args)
+        jax.block_until_ready(state)
+        best = min(best, time.perf_counter() - t0)
+    return {"build_s": build_s, "compile_s": compile_s, "seconds": best, "slots": run.slots,
+            "widest": run.widest, "peak_bytes": peak}
+
+
+def figures(config, variant_list, steps: int) -> dict:
+    t = time_step(config, variant_list, steps)
+    samples = len(variant_list) * config.train.batch_size * steps
+    useful = FLOPS_PER_MAC_TRAIN * sum(v.macs for v in variant_list) * config.train.batch_size * steps
+    dense = budget.count(config.model, f"complete:n={config.model.nodes}", t["widest"],
+                         tuple(config.input_shape)).macs
+    executed = FLOPS_PER_MAC_TRAIN * dense * t["slots"] * config.train.batch_size * steps
+    return {"variants": len(variant_list), "slots": t["slots"], "widest": t["widest"],
+            "model_samples_per_s": samples / t["seconds"],
+            "useful_tflops": useful / t["seconds"] / 1e12,
+            "executed_tflops": executed / t["seconds"] / 1e12,
+            "compile_s": t["compile_s"], "build_s": t["build_s"],
+            "peak_mib_per_variant": t["peak_bytes"] / 2**20 / len(variant_list)}
+
+
+def one_at_a_time(config, variant_list, steps: int, sample: int) -> dict:
+    """The same step for one variant at a time (own width, one device), extrapolated."""
+    config = config.copy_and_resolve_references()
+    config.mesh.devices = 1
+    picked = variant_list[:: max(1, len(variant_list) // sample)][:sample]
+    seconds = [time_step(config, [v], steps)["seconds"] for v in picked]
+    per_variant = float(np.mean(seconds))
+    total = per_variant * len(variant_list)
+    samples = len(variant_list) * config.train.batch_size * steps
+    useful = FLOPS_PER_MAC_TRAIN * sum(v.macs for v in variant_list) * config.train.batch_size * steps
+    return {"variants": len(variant_list), "timed": len(picked),
+            "model_samples_per_s": samples / total, "useful_tflops": useful / total / 1e12}
+
+
+def matmul_flops(n: int = 2048) -> float:
+    """Best FLOP/s of an f32 (n x n) @ (n x n) matmul on the default device."""
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="experiments/configs/mlp_cifar10.py")
+    parser.add_argument("--graphs", default="paper:n64_52")
+    parser.add_argument("--scaling", default="1,8,52,260")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--loop-sample", type=int, default=4)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.scaling.split(",")]
+    if min(counts) < 1 or args.steps < 1:
+        parser.error(f"--scaling={args.scaling} and --steps={args.steps} must be positive")
+    max_seeds = -(-max(counts) // len(graphs.resolve(args.graphs)))
+    config = _load_config(args.config, args.graphs, max_seeds)
+    all_variants = variants_lib.build_variants(config)
+    # graphs x seeds is ordered graph-major; take seeds round-robin so V graphs come first.
+    order = sorted(all_variants, key=lambda v: (v.seed, v.id))
+    dense = matmul_flops()
+    rows = [figures(config, order[:c], args.steps) for c in counts]
+    n52 = next((r for r in rows if r["variants"] == 52), rows[-1])
+    loop = one_at_a_time(config, order[:n52["variants"]], args.steps, args.loop_sample)
+    result = {"device": jax.devices()[0].device_kind, "devices": jax.device_count(),
+              "jax": jax.__version__, "config": args.config, "graphs": args.graphs,
+              "batch_size": config.train.batch_size, "steps": args.steps,
+              "dense_matmul_tflops": dense / 1e12, "scaling": rows, "one_at_a_time": loop,
+              "useful_to_matmul": n52["useful_tflops"] * 1e12 / dense}
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"device {result['device']} x{result['devices']}, jax {result['jax']}, batch "
+          f"{result['batch_size']}, dense f32 matmul {dense / 1e12:.3f} TFLOP/s")
+    print("| variants | slots | widest | model-samples/s | useful TFLOP/s | executed TFLOP/s "
+          "| compile s | MiB/variant |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variants']} | {r['slots']} | {r['widest']} | {r['model_samples_per_s']:,.0f} "
+              f"| {r['useful_tflops']:.4f} | {r['executed_tflops']:.4f} | {r['compile_s']:.1f} "
+              f"| {r['peak_mib_per_variant']:.1f} |")
+    print(f"one at a time ({loop['variants']} variants, {loop['timed']} timed): "
+          f"{loop['model_samples_per_s']:,.0f} model-samples/s, {loop['useful_tflops']:.4f} useful TFLOP/s")
+    print(f"useful_to_matmul (V={n52['variants']}): {result['useful_to_matmul']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
