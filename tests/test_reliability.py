@@ -91,16 +91,18 @@ def test_bad_input_fails_before_loading_or_compiling(what, make_bad, message, tm
 
 def test_workdir_of_another_config_is_refused_before_loading(tmp_path, monkeypatch):
     workdir = str(tmp_path)
-    trainer.train_and_evaluate(tiny_config(epochs=1), workdir, stop_after_steps=1)
+    trainer.train_and_evaluate(tiny_config(epochs=1), workdir)
     before = sorted(os.listdir(workdir))
-    records = open(os.path.join(workdir, results.RESULTS_FILE)).read() if \
-        os.path.exists(os.path.join(workdir, results.RESULTS_FILE)) else ""
+    results_path = os.path.join(workdir, results.RESULTS_FILE)
+    with open(results_path) as f:
+        records = f.read()
+    assert records  # the finished epoch left records that the refusal must not touch
     monkeypatch.setattr(trainer, "_open_data", lambda *a: pytest.fail("loaded data"))
     with pytest.raises(ValueError, match=r"different config \(train\.lr: 0\.1 there vs 0\.05 now\)"):
         trainer.train_and_evaluate(tiny_config(epochs=1, lr=0.05), workdir)
     assert sorted(os.listdir(workdir)) == before
-    if records:
-        assert open(os.path.join(workdir, results.RESULTS_FILE)).read() == records
+    with open(results_path) as f:
+        assert f.read() == records
 
 
 def test_unwritable_workdir_is_refused(tmp_path):
