@@ -1,11 +1,14 @@
 """flax.linen graph layers: MaskedDense, MaskedConv, and the dense DepthwiseConv of separable nets.
 
 A graph layer takes a RelationalGraph (or a spec string) and keeps only the weights
-between channel groups the graph connects. Two implementations give the same numbers:
+between channel groups the graph connects. Three implementations give the same numbers:
 impl="mask" stores the dense kernel ("params"/"kernel", zero off the graph) and a 0/1
 mask ("masks"/"mask"); impl="blocks" stores only the connected blocks ("params"/"blocks")
-and computes only them. A "masks" collection passed at apply time replaces the graph's
-mask (the trainer stacks many graphs that way); without one the graph's own mask is used.
+and computes only them; impl="gather" (MaskedDense only) stores a per-node kernel
+("params"/"kernel", (n, degree_slots, in_group, out_group)) and index tables ("masks"/
+"reads", "out_node", "out_slot"). A "masks" collection passed at apply time replaces the
+graph's mask or tables (the trainer stacks many graphs that way); without one the
+graph's own are used.
 """
 from __future__ import annotations
 
@@ -22,26 +25,41 @@ def _layer_name(module: nn.Module) -> str:
     return f"{name} {module.name!r}" if module.name else name
 
 
-def _check_graph_options(module: nn.Module) -> None:
+def _check_graph_options(module: nn.Module, impls=ops.IMPLS) -> None:
     layer = _layer_name(module)
     if int(module.features) < 1:
         raise ValueError(f"{layer}: features must be a positive int, got {module.features!r}")
-    ops.check_impl(module.impl, layer)
+    ops.check_impl(module.impl, layer, impls)
     relational.check_partition(module.partition, layer)
     relational.as_graph(module.graph, layer)
 
 
+def _masks(module: nn.Module, arrays: dict) -> dict:
+    """The graph's arrays, from the "masks" collection when one is given or being made."""
+    if all(module.has_variable("masks", name) for name in arrays) \
+            or module.is_mutable_collection("masks"):
+        return {name: module.variable("masks", name, lambda a=a: jnp.asarray(a)).value
+                for name, a in arrays.items()}
+    return {name: jnp.asarray(a) for name, a in arrays.items()}
+
+
 def _graph_weights(module: nn.Module, in_features: int, window: tuple):
-    """Create (at init) or read the layer's weights: (kernel, mask) or (blocks, structure)."""
+    """Create (at init) or read the layer's weights: (kernel, mask), (kernel, tables) or
+    (blocks, structure)."""
     layer = _layer_name(module)
     graph = relational.as_graph(module.graph)
     if module.impl == "mask":
         mask = relational.layer_mask(graph, in_features, module.features, module.partition, layer=layer)
         kernel = module.param("kernel", lambda key: ops.init_graph_kernel(
             key, window, mask, None, module.kernel_init, module.param_dtype))
-        if module.has_variable("masks", "mask") or module.is_mutable_collection("masks"):
-            return kernel, module.variable("masks", "mask", lambda: jnp.asarray(mask)).value
-        return kernel, jnp.asarray(mask)
+        return kernel, _masks(module, {"mask": mask})["mask"]
+    if module.impl == "gather":
+        tables = relational.gather_tables(graph, in_features, module.features, module.partition,
+                                          degree_slots=module.degree_slots, layer=layer)
+        mask = relational.layer_mask(graph, in_features, module.features, module.partition, layer=layer)
+        kernel = module.param("kernel", lambda key: ops.init_graph_kernel(
+            key, window, mask, tables, module.kernel_init, module.param_dtype))
+        return kernel, _masks(module, tables.arrays())
     structure = relational.block_structure(graph, in_features, module.features, module.partition, layer=layer)
     blocks = module.param("blocks", lambda key: ops.init_graph_kernel(
         key, window, structure.mask, structure, module.kernel_init, module.param_dtype))
@@ -56,14 +74,17 @@ class MaskedDense(nn.Module):
     """A dense layer whose (in, out) weights follow a relational graph.
 
     Attributes: features (output channels), graph (RelationalGraph or spec string), impl
-    ("mask" | "blocks"), partition ("contiguous" | "permuted" channel groups), use_bias,
-    dtype (computation), param_dtype, kernel_init (None: the paper's graph init, normal
-    with std sqrt(2 / (out * density))), bias_init.
+    ("mask" | "blocks" | "gather"), partition ("contiguous" | "permuted" channel groups),
+    degree_slots (gather only: kernel slots per node, default the graph's largest
+    in-degree; larger lets graphs of a sweep share one shape), use_bias, dtype
+    (computation), param_dtype, kernel_init (None: the paper's graph init, normal with
+    std sqrt(2 / (out * density))), bias_init.
     """
     features: int
     graph: Any
     impl: str = "mask"
     partition: str = "contiguous"
+    degree_slots: Optional[int] = None
     use_bias: bool = False
     dtype: Optional[Any] = None
     param_dtype: Any = jnp.float32
@@ -81,6 +102,8 @@ class MaskedDense(nn.Module):
         x, weights, bias = nn.dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
         if self.impl == "mask":
             y = ops.masked_matmul(x, weights, static)
+        elif self.impl == "gather":
+            y = ops.gather_matmul(x, weights, **static)
         else:
             y = ops.block_matmul(x, weights, static)
         return y if bias is None else y + bias
@@ -108,7 +131,7 @@ class MaskedConv(nn.Module):
 
     def __post_init__(self):
         super().__post_init__()
-        _check_graph_options(self)
+        _check_graph_options(self, ops.CONV_IMPLS)
         layer = _layer_name(self)
         ops.pair(self.kernel_size, "kernel_size", layer)
         ops.pair(self.strides, "strides", layer)

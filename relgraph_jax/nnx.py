@@ -1,7 +1,8 @@
 """flax.nnx graph layers: the same MaskedDense, MaskedConv and DepthwiseConv as layers.py.
 
 Same math (relgraph_jax.ops), same weight names and layouts: "kernel" + "mask" for
-impl="mask", "blocks" for impl="blocks", "bias" when used. `load_linen_variables` copies a
+impl="mask", "blocks" for impl="blocks", "kernel" + "reads", "out_node", "out_slot" for
+impl="gather" (dense only), "bias" when used. `load_linen_variables` copies a
 linen layer's variables into an nnx layer and `linen_variables` gives them back, so both
 front ends can run from the same arrays. The mask is a `Mask` variable, not an
 `nnx.Param`, so optimisers built on `nnx.Param` leave it alone.
@@ -18,7 +19,7 @@ from relgraph_jax import ops, relational
 
 
 class Mask(nnx.Variable):
-    """A graph layer's fixed 0/1 (in, out) weight mask: state, never trained."""
+    """A graph layer's fixed 0/1 (in, out) weight mask or gather tables: state, never trained."""
 
 
 class _GraphLayer(nnx.Module):
@@ -26,11 +27,11 @@ class _GraphLayer(nnx.Module):
 
     def __init__(self, in_features: int, out_features: int, window: tuple, graph, impl: str,
                  partition: str, use_bias: bool, dtype, param_dtype, kernel_init, bias_init,
-                 rngs: nnx.Rngs):
+                 rngs: nnx.Rngs, impls=ops.IMPLS, degree_slots: Optional[int] = None):
         layer = type(self).__name__
         if int(out_features) < 1:
             raise ValueError(f"{layer}: out_features must be a positive int, got {out_features!r}")
-        ops.check_impl(impl, layer)
+        ops.check_impl(impl, layer, impls)
         relational.check_partition(partition, layer)
         graph = relational.as_graph(graph, layer)
         self.impl = impl
@@ -40,6 +41,14 @@ class _GraphLayer(nnx.Module):
             self.kernel = nnx.Param(ops.init_graph_kernel(rngs.params(), window, mask, None, kernel_init,
                                                           param_dtype))
             self.mask = Mask(jnp.asarray(mask))
+        elif impl == "gather":
+            tables = relational.gather_tables(graph, in_features, out_features, partition,
+                                              degree_slots=degree_slots, layer=layer)
+            mask = relational.layer_mask(graph, in_features, out_features, partition, layer=layer)
+            self.kernel = nnx.Param(ops.init_graph_kernel(rngs.params(), window, mask, tables,
+                                                          kernel_init, param_dtype))
+            for name, table in tables.arrays().items():
+                setattr(self, name, Mask(jnp.asarray(table)))
         else:
             self.structure = relational.block_structure(graph, in_features, out_features, partition, layer=layer)
             self.blocks = nnx.Param(ops.init_graph_kernel(rngs.params(), window, self.structure.mask,
@@ -48,8 +57,13 @@ class _GraphLayer(nnx.Module):
 
     def _weights(self, x):
         """(x, weights, static, bias) promoted to the computation dtype."""
-        weights = self.kernel[...] if self.impl == "mask" else self.blocks[...]
-        static = self.mask[...] if self.impl == "mask" else self.structure
+        weights = self.blocks[...] if self.impl == "blocks" else self.kernel[...]
+        if self.impl == "mask":
+            static = self.mask[...]
+        elif self.impl == "gather":
+            static = {name: getattr(self, name)[...] for name in ("reads", "out_node", "out_slot")}
+        else:
+            static = self.structure
         bias = None if self.bias is None else self.bias[...]
         x, weights, bias = dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
         return x, weights, static, bias
@@ -59,15 +73,21 @@ class MaskedDense(_GraphLayer):
     """nnx twin of layers.MaskedDense: in_features -> out_features following a relational graph."""
 
     def __init__(self, in_features: int, out_features: int, graph, *, impl: str = "mask",
-                 partition: str = "contiguous", use_bias: bool = False, dtype: Optional[Any] = None,
+                 partition: str = "contiguous", degree_slots: Optional[int] = None,
+                 use_bias: bool = False, dtype: Optional[Any] = None,
                  param_dtype: Any = jnp.float32, kernel_init: Optional[Callable] = None,
                  bias_init: Callable = nnx.initializers.zeros, rngs: nnx.Rngs):
         super().__init__(in_features, out_features, (), graph, impl, partition, use_bias, dtype,
-                         param_dtype, kernel_init, bias_init, rngs)
+                         param_dtype, kernel_init, bias_init, rngs, degree_slots=degree_slots)
 
     def __call__(self, x):
         x, weights, static, bias = self._weights(x)
-        y = ops.masked_matmul(x, weights, static) if self.impl == "mask" else ops.block_matmul(x, weights, static)
+        if self.impl == "mask":
+            y = ops.masked_matmul(x, weights, static)
+        elif self.impl == "gather":
+            y = ops.gather_matmul(x, weights, **static)
+        else:
+            y = ops.block_matmul(x, weights, static)
         return y if bias is None else y + bias
 
 
@@ -84,7 +104,7 @@ class MaskedConv(_GraphLayer):
         self.strides = ops.pair(strides, "strides", layer)
         self.padding = ops.conv_padding(padding, layer)
         super().__init__(in_features, out_features, window, graph, impl, partition, use_bias, dtype,
-                         param_dtype, kernel_init, bias_init, rngs)
+                         param_dtype, kernel_init, bias_init, rngs, impls=ops.CONV_IMPLS)
 
     def __call__(self, x):
         if x.ndim < 4:
@@ -119,7 +139,8 @@ class DepthwiseConv(nnx.Module):
         return y if bias is None else y + bias
 
 
-_WEIGHTS = {"params": ("kernel", "blocks", "bias"), "masks": ("mask",)}
+_WEIGHTS = {"params": ("kernel", "blocks", "bias"),
+            "masks": ("mask", "reads", "out_node", "out_slot")}
 
 
 def load_linen_variables(layer: nnx.Module, variables) -> nnx.Module:

@@ -3,6 +3,11 @@
 Two implementations of the same linear map:
 - mask path (reference): the dense kernel times the (in, out) 0/1 mask; a conv shares
   the mask over its kernel window. Off-graph weights get zero gradient.
+- gather path: kernel (n, degree slots, in_group, out_group); each output node gathers
+  its in-neighbours' input groups and applies one (degree * in_group, out_group) matrix,
+  one batched matmul for the whole layer. The graph lives in index tables (the "masks"
+  collection), not in the program, so many graphs share one compiled step (dense
+  layers only).
 - block path: parameters only for the connected blocks, shape (E, *window, in_group,
   out_group), and computation only on them: gather each block's input group (for a conv:
   under every kernel tap), one batched contraction, then a sorted segment sum into
@@ -21,12 +26,13 @@ import numpy as np
 
 from relgraph_jax.relational import BlockStructure
 
-IMPLS = ("mask", "blocks")
+IMPLS = ("mask", "blocks", "gather")
+CONV_IMPLS = ("mask", "blocks")
 
 
-def check_impl(impl: str, layer: str = "layer") -> None:
-    if impl not in IMPLS:
-        raise ValueError(f"{layer}: unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
+def check_impl(impl: str, layer: str = "layer", allowed=IMPLS) -> None:
+    if impl not in allowed:
+        raise ValueError(f"{layer}: unknown impl {impl!r}; allowed: {', '.join(allowed)}")
 
 
 def graph_init(density: float):
@@ -172,13 +178,64 @@ def block_conv(x, blocks, structure: BlockStructure, strides: Sequence[int] = (1
     return _block_contract(groups, blocks.reshape(num_blocks, kh * kw * in_group, out_group), structure)
 
 
-def init_graph_kernel(key, window: tuple, mask, structure: BlockStructure | None, kernel_init=None,
-                      dtype=jnp.float32):
-    """A graph layer's initial weights: zero off the graph, as blocks when a structure is given.
+def _with_zero(x, axis: int):
+    """x with a zero entry prepended along `axis` (index 0 of the shifted gather tables)."""
+    shape = list(x.shape)
+    shape[axis] = 1
+    return jnp.concatenate([jnp.zeros(shape, x.dtype), x], axis=axis)
 
+
+def _out_positions(out_node, out_slot, out_group: int):
+    """Flat positions of the output channels in the (n + 1, out_group) node-major result."""
+    return out_node * out_group + out_slot
+
+
+def gather_matmul(x, kernel, reads, out_node, out_slot):
+    """The masked matmul in the gather layout; kernel is (n, degree_slots, in_group, out_group)."""
+    n, slots, in_group, out_group = kernel.shape
+    lead = x.shape[:-1]
+    gathered = jnp.take(_with_zero(x, -1), reads.reshape(-1), axis=-1)
+    gathered = gathered.reshape(lead + (n, slots * in_group))
+    y = jnp.einsum("...nk,nko->...no", gathered,
+                   kernel.reshape(n, slots * in_group, out_group).astype(x.dtype))
+    y = _with_zero(y, -2).reshape(lead + ((n + 1) * out_group,))
+    return jnp.take(y, _out_positions(out_node, out_slot, out_group), axis=-1)
+
+
+def dense_to_gather(kernel, tables, out_group: int):
+    """(in, out) kernel -> (n, degree_slots, in_group, out_group); unused slots are 0."""
+    n = tables.reads.shape[0]
+    padded = _with_zero(_with_zero(kernel, 0), 1)
+    columns = np.zeros((n + 1) * out_group, np.int32)
+    columns[_out_positions(np.asarray(tables.out_node), np.asarray(tables.out_slot), out_group)] = \
+        np.arange(1, kernel.shape[1] + 1)
+    columns = columns.reshape(n + 1, out_group)[1:]
+    return padded[np.asarray(tables.reads)[..., None], columns[:, None, None, :]]
+
+
+def gather_to_dense(kernel, tables, in_channels: int):
+    """(n, degree_slots, in_group, out_group) kernel -> the (in, out) kernel, 0 off the graph."""
+    node = np.asarray(tables.out_node) - 1
+    real = node >= 0
+    node = np.maximum(node, 0)
+    values = kernel[node, :, :, np.asarray(tables.out_slot)] * real[:, None, None]
+    rows = np.asarray(tables.reads)[node]
+    columns = np.broadcast_to(np.arange(node.size)[:, None, None], rows.shape)
+    dense = jnp.zeros((in_channels + 1, node.size), kernel.dtype).at[rows, columns].add(values)
+    return dense[1:]
+
+
+def init_graph_kernel(key, window: tuple, mask, layout=None, kernel_init=None, dtype=jnp.float32):
+    """A graph layer's initial weights, zero off the graph, in the layer's layout.
+
+    layout: None (dense kernel), a BlockStructure (blocks) or GatherTables (gather).
     kernel_init (default graph_init at the mask's density) draws the full (*window, in, out)
-    kernel, so both implementations start from the same weights for the same key.
+    kernel, so every implementation starts from the same weights for the same key.
     """
     init = kernel_init if kernel_init is not None else graph_init(float(np.mean(mask)))
     dense = init(key, tuple(window) + tuple(mask.shape), dtype) * jnp.asarray(mask, dtype)
-    return dense if structure is None else dense_to_blocks(dense, structure)
+    if layout is None:
+        return dense
+    if isinstance(layout, BlockStructure):
+        return dense_to_blocks(dense, layout)
+    return dense_to_gather(dense, layout, layout.out_group)

@@ -159,3 +159,69 @@ def block_structure(graph, in_channels: int, out_channels: int, partition: str =
         src=_readonly(src[order]), dst=_readonly(dst[order]),
         in_index=_readonly(_padded_index(in_sizes)), out_index=_readonly(_padded_index(out_sizes)),
         mask=mask)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GatherTables:
+    """Index tables of the gather layout: each output node reads its in-neighbours' groups.
+
+    The layer's kernel is (n, degree_slots, in_group, out_group): slot (i, d) holds the
+    weights from the d-th in-neighbour of node i (sorted) to node i. Indices are stored
+    one higher than the channel they name, so that 0 always means "a zero": zero-padding
+    the tables (a narrower variant embedded in a wider layer) keeps them valid.
+    reads[i, d, s]: 1 + the input channel read at that kernel row, or 0.
+    out_node[c], out_slot[c]: 1 + the node owning output channel c, and c's place in it.
+    """
+    reads: np.ndarray
+    out_node: np.ndarray
+    out_slot: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.reads.shape[0])
+
+    @property
+    def degree_slots(self) -> int:
+        return int(self.reads.shape[1])
+
+    @property
+    def in_group(self) -> int:
+        return int(self.reads.shape[2])
+
+    @property
+    def out_group(self) -> int:
+        return int(self.out_slot.max()) + 1
+
+    def arrays(self) -> dict:
+        return {"reads": self.reads, "out_node": self.out_node, "out_slot": self.out_slot}
+
+
+def max_in_degree(graph) -> int:
+    """The most messages any node receives, its self-loop included."""
+    return int(_adjacency(as_graph(graph), "graph").sum(axis=0).max())
+
+
+@functools.lru_cache(maxsize=1024)
+def gather_tables(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+                  degree_slots: int | None = None, layer: str = "layer") -> GatherTables:
+    """The gather layout of a graph layer (cached). degree_slots (default: the graph's
+    largest in-degree) may be larger, so graphs of one sweep share the kernel shape."""
+    graph = as_graph(graph, layer)
+    adjacency = _adjacency(graph, layer)
+    needed = int(adjacency.sum(axis=0).max())
+    slots = needed if degree_slots is None else int(degree_slots)
+    if slots < needed:
+        raise ValueError(f"{layer}: degree_slots={degree_slots} is below the graph's largest "
+                         f"in-degree {needed} (self-loop included); allowed: >= {needed} or None")
+    in_index = _padded_index(group_sizes(in_channels, graph.n, partition, layer=layer, side="input"))
+    out_sizes = group_sizes(out_channels, graph.n, partition, layer=layer, side="output")
+    reads = np.zeros((graph.n, slots, in_index.shape[1]), np.int32)
+    for node in range(graph.n):
+        sources = np.flatnonzero(adjacency[:, node])
+        rows = in_index[sources]
+        reads[node, :len(sources)] = np.where(rows < in_channels, rows + 1, 0)
+    out_nodes = np.repeat(np.arange(graph.n), out_sizes)
+    starts = np.concatenate([[0], np.cumsum(out_sizes)[:-1]])
+    out_slot = np.arange(out_channels) - starts[out_nodes]
+    return GatherTables(reads=_readonly(reads), out_node=_readonly((out_nodes + 1).astype(np.int32)),
+                        out_slot=_readonly(out_slot.astype(np.int32)))

@@ -44,7 +44,8 @@ def test_one_step_of_every_family_on_mock_tfds(name, mock_tfds, tmp_path):
     if config.data.name == "imagenet2012":
         config.data.image_size = 32
     config.input_shape = (32, 32, 3)
-    config.train.update(dict(batch_size=8, epochs=1, eval_batch_size=8, steps_per_call=1))
+    config.train.update(dict(batch_size=8, epochs=1, eval_batch_size=8, steps_per_call=1,
+                             width_buckets=1))
     summary = trainer.train_and_evaluate(config, str(tmp_path))
     assert summary["finished"] and summary["steps_run"] == 1
     recs = results.read_records(str(tmp_path / results.RESULTS_FILE))

@@ -254,3 +254,32 @@ def test_docs_example_runs():
     namespace: dict = {}
     exec(compile("\n".join(blocks), "docs/layers.md", "exec"), namespace)
     assert namespace["losses"][-1] < namespace["losses"][0]
+
+
+@pytest.mark.parametrize("graph", [GRAPH, DIRECTED, COMPLETE], ids=["ws", "directed", "complete"])
+def test_gather_layer_equals_the_mask_layer_from_the_same_key(graph):
+    x = X_DENSE if graph.n == 8 else X_DENSE[:, :8]
+    masked, gathered = dense(graph, impl="mask"), dense(graph, impl="gather")
+    vm, vg = masked.init(jax.random.key(3), x), gathered.init(jax.random.key(3), x)
+    tables = relational.gather_tables(graph, x.shape[1], 13)
+    np.testing.assert_array_equal(ops.gather_to_dense(vg["params"]["kernel"], tables, x.shape[1]),
+                                  vm["params"]["kernel"])
+    np.testing.assert_allclose(gathered.apply(vg, x), masked.apply(vm, x), rtol=1e-5, atol=1e-5)
+
+    def loss(layer, variables):
+        return lambda p: jnp.sum(jnp.sin(layer.apply({**variables, "params": p}, x)))
+    gm = jax.grad(loss(masked, vm))(vm["params"])["kernel"]
+    gg = jax.grad(loss(gathered, vg))(vg["params"])["kernel"]
+    np.testing.assert_allclose(ops.gather_to_dense(gg, tables, x.shape[1]), gm, rtol=1e-5, atol=1e-5)
+    # the nnx twin computes the same from the same variables
+    twin = rnnx.MaskedDense(x.shape[1], 13, graph, impl="gather", rngs=nnx.Rngs(0))
+    rnnx.load_linen_variables(twin, vg)
+    np.testing.assert_allclose(twin(x), gathered.apply(vg, x), rtol=1e-6, atol=1e-6)
+    jax.tree.map(np.testing.assert_array_equal, rnnx.linen_variables(twin), vg)
+
+
+def test_gather_is_refused_for_convs_and_names_the_allowed_impls():
+    with pytest.raises(ValueError, match=r"unknown impl 'gather'; allowed: mask, blocks"):
+        conv(GRAPH, impl="gather").init(jax.random.key(0), X_CONV)
+    with pytest.raises(ValueError, match=r"unknown impl 'gather'; allowed: mask, blocks"):
+        rnnx.MaskedConv(19, 13, (3, 3), GRAPH, impl="gather", rngs=nnx.Rngs(0))

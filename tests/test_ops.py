@@ -274,3 +274,62 @@ def test_graph_init_std_and_zero_off_graph():
     assert np.all(kernel[..., mask == 0] == 0)
     blocks = ops.init_graph_kernel(jax.random.key(0), window, mask, structure)
     np.testing.assert_array_equal(ops.blocks_to_dense(blocks, structure), kernel)
+
+
+# ---------- the gather layout ----------
+
+def test_gather_tables_by_hand():
+    # 4-node path 0-1-2-3 (undirected), 8 -> 6 channels: input groups of 2, output 2,2,1,1.
+    path = RelationalGraph.from_spec("edges:n=4,0-1,1-2,2-3")
+    t = relational.gather_tables(path, 8, 6)
+    assert t.reads.shape == (4, 3, 2)  # the largest in-degree is 3 (node 1, node 2, self included)
+    # node 0 reads nodes 0, 1 (then an empty slot); indices are channel + 1, 0 = a zero.
+    np.testing.assert_array_equal(t.reads[0], [[1, 2], [3, 4], [0, 0]])
+    np.testing.assert_array_equal(t.reads[2], [[3, 4], [5, 6], [7, 8]])
+    np.testing.assert_array_equal(t.out_node, [1, 1, 2, 2, 3, 4])
+    np.testing.assert_array_equal(t.out_slot, [0, 1, 0, 1, 0, 0])
+    assert relational.gather_tables(path, 8, 6, degree_slots=5).reads.shape == (4, 5, 2)
+    with pytest.raises(ValueError, match=r"degree_slots=2 is below the graph's largest in-degree 3"):
+        relational.gather_tables(path, 8, 6, degree_slots=2)
+
+
+@pytest.mark.parametrize("graph,partition,in_c,out_c", CASES, ids=CASE_IDS)
+def test_gather_path_equals_numpy_outputs_and_grads(graph, partition, in_c, out_c):
+    tables = relational.gather_tables(graph, in_c, out_c, partition)
+    mask = relational.layer_mask(graph, in_c, out_c, partition)
+    x, kernel, r = _rand((2, 5, in_c), 1), _rand((in_c, out_c), 2) * mask, _rand((2, 5, out_c), 3)
+    weights = ops.dense_to_gather(jnp.asarray(kernel), tables, tables.out_group)
+    # every kept weight lands in exactly one slot, the rest are zeros
+    assert np.count_nonzero(weights) == np.count_nonzero(kernel)
+    np.testing.assert_array_equal(ops.gather_to_dense(weights, tables, in_c), kernel)
+
+    def fn(w, x):
+        return ops.gather_matmul(x, w, tables.reads, tables.out_node, tables.out_slot)
+    y = fn(weights, x)
+    dw, dx = jax.grad(lambda w, x: jnp.sum(fn(w, x) * r), argnums=(0, 1))(weights, jnp.asarray(x))
+    np.testing.assert_allclose(y, x @ kernel, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, r @ kernel.T, rtol=1e-5, atol=1e-5)
+    want_dk = np.einsum("bni,bno->io", x, r) * mask
+    np.testing.assert_allclose(ops.gather_to_dense(dw, tables, in_c), want_dk, rtol=1e-5, atol=1e-5)
+    # unused slots get exactly zero gradient (the round trip through dense keeps only real
+    # weights), so they stay zero under SGD with weight decay
+    np.testing.assert_array_equal(
+        ops.dense_to_gather(ops.gather_to_dense(dw, tables, in_c), tables, tables.out_group), dw)
+
+
+def test_gather_layout_zero_padded_into_a_wider_layer_computes_the_same():
+    """The trainer's embedding: a narrow variant's kernel and tables, zero-padded to a wider
+    layer's shapes (more degree slots, larger groups, more channels), give the same outputs
+    on the narrow channels and zeros on the padded ones."""
+    narrow = relational.gather_tables(UNDIRECTED, 16, 20)
+    kernel = _rand((16, 20), 4) * relational.layer_mask(UNDIRECTED, 16, 20)
+    weights = ops.dense_to_gather(jnp.asarray(kernel), narrow, narrow.out_group)
+    wide_shape = (8, narrow.degree_slots + 2, narrow.in_group + 1, narrow.out_group + 2)
+    pad = [(0, w - s) for s, w in zip(weights.shape, wide_shape)]
+    wide_weights = jnp.pad(weights, pad)
+    wide_reads = np.pad(narrow.reads, pad[:3])
+    x = np.concatenate([_rand((3, 16), 5), np.zeros((3, 9), np.float32)], axis=1)  # 25 wide
+    out_node, out_slot = np.pad(narrow.out_node, (0, 11)), np.pad(narrow.out_slot, (0, 11))
+    y = ops.gather_matmul(jnp.asarray(x), wide_weights, wide_reads, out_node, out_slot)
+    np.testing.assert_allclose(y[:, :20], x[:, :16] @ kernel, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y[:, 20:], 0)

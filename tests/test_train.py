@@ -30,6 +30,8 @@ def tiny_config(**train):
     config.train.batch_size = 128
     config.train.epochs = 2
     config.train.steps_per_call = 4
+    config.train.variant_batch = 1  # the same per-variant program on 1 and 8 devices
+    config.train.width_buckets = 1  # one compiled program per run keeps the suite fast
     config.train.update(train)
     return config
 

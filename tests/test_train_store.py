@@ -1,4 +1,5 @@
 """Results store, workdir guard and optimiser: the trainer's host-side pieces."""
+import itertools
 import json
 
 import jax
@@ -7,7 +8,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from relgraph_jax.train import optim, results, workdir
+from relgraph_jax.train import optim, results, variants as variants_lib, workdir
 
 
 def _rec(variant, epoch, err=10.0):
@@ -95,3 +96,40 @@ def test_per_variant_hyperparams_under_vmap():
     states.hyperparams["weight_decay"] = jnp.zeros(3)
     upd, _ = jax.vmap(tx.update)(jnp.ones((3, 2)), states, params)
     np.testing.assert_allclose(np.asarray(upd[:, 0]), [-0.1, -0.2, -0.3], rtol=1e-6)
+
+
+def _variants_of_widths(widths):
+    return [variants_lib.Variant(i, None, 0, 0.1, 0.0, w, 0, 0) for i, w in enumerate(widths)]
+
+
+def _brute_force_cost(widths, k, cost):
+    """Least total cost over every split of the sorted widths into at most k runs."""
+    ws = sorted(widths)
+    best = float("inf")
+    for parts in range(1, k + 1):
+        for cuts in itertools.combinations(range(1, len(ws)), parts - 1):
+            bounds = (0,) + cuts + (len(ws),)
+            best = min(best, sum((b - a) * cost(ws[b - 1]) for a, b in zip(bounds, bounds[1:])))
+    return best
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_width_buckets_minimise_padded_cost(k):
+    widths = [525, 1539, 843, 1200, 610, 1530, 849, 1013, 1539]
+    cost = lambda w: w * w + 512 * w  # noqa: E731 - the mask path's MACs per sample
+    groups = variants_lib.width_buckets(_variants_of_widths(widths), k, cost)
+    assert len(groups) <= k
+    assert sorted(v.id for g in groups for v in g) == list(range(len(widths)))
+    assert all([v.id for v in g] == sorted(v.id for v in g) for g in groups)
+    got = sum(len(g) * cost(max(v.width for v in g)) for g in groups)
+    assert got == _brute_force_cost(widths, k, cost)
+    # groups are runs of neighbouring widths
+    spans = sorted((min(v.width for v in g), max(v.width for v in g)) for g in groups)
+    assert all(hi < lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+
+
+def test_width_buckets_never_exceed_the_distinct_widths():
+    groups = variants_lib.width_buckets(_variants_of_widths([64, 64, 80]), 8, lambda w: w)
+    assert sorted(len(g) for g in groups) == [1, 2]
+    with pytest.raises(ValueError, match=r"train\.width_buckets=0: must be a positive integer"):
+        variants_lib.width_buckets(_variants_of_widths([64]), 0, lambda w: w)

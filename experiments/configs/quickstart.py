@@ -21,7 +21,7 @@ def get_config():
         "mlp", graphs="paper:n64_52;complete:n=64", seeds=1, input_shape=common.DIGITS_SHAPE,
         data=ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False)),
         train_cfg=common.train(batch_size=64, epochs=6, lr=0.1, weight_decay=5e-4,
-                               eval_batch_size=360))
+                               eval_batch_size=360, variant_batch=0))
     config.model.stem_width = 128
     config.model.width = 128
     config.train.steps_per_call = 22  # one epoch of the 1437 training digits per call

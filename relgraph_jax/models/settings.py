@@ -14,7 +14,7 @@ import ml_collections
 
 from relgraph_jax.models.efficientnet import ACTIVATIONS
 from relgraph_jax.models.resnet import BLOCKS as RESNET_BLOCKS
-from relgraph_jax.ops import IMPLS
+from relgraph_jax.ops import CONV_IMPLS, IMPLS
 from relgraph_jax.relational import PARTITIONS
 
 SHORTCUT_RULES = ("reference", "per_width")
@@ -145,7 +145,7 @@ def _sequence(s: Mapping, field: str, length: int | None = None, integer: bool =
 def _check_common(s: Mapping) -> None:
     for field in ("nodes", "width", "num_classes"):
         _positive_int(s, field)
-    _choice(s, "impl", IMPLS)
+    _choice(s, "impl", IMPLS if s["name"] == "mlp" else CONV_IMPLS)
     _choice(s, "partition", PARTITIONS)
 
 

@@ -18,10 +18,14 @@ def _epoch_perms(seeds, epoch, n):
 
 
 class ResidentFeed:
-    """Small data sets (CIFAR-10, MNIST, digits): uint8 on every device, batched there."""
+    """Small data sets (CIFAR-10, MNIST, digits): uint8 on every device, batched there.
 
-    def __init__(self, ds, programs, shard, seeds, eval_batch_size):
-        self.programs, self.shard, self.seeds = programs, shard, seeds
+    One copy of the data serves every width bucket; each bucket runs its own compiled
+    chunk of steps on it.
+    """
+
+    def __init__(self, ds, shard, seeds, eval_batch_size, steps_per_epoch):
+        self.shard, self.seeds, self.steps_per_epoch = shard, seeds, steps_per_epoch
         self.n_train, self.num_test = len(ds.y_train), len(ds.y_test)
         self.x_train = mesh_lib.put(ds.x_train, shard.replicated)
         self.y_train = mesh_lib.put(ds.y_train.astype(np.int32), shard.replicated)
@@ -30,24 +34,38 @@ class ResidentFeed:
         y = np.zeros((total,), np.int32)
         x[:self.num_test], y[:self.num_test] = ds.x_test, ds.y_test
         self.test = mesh_lib.put((x, y), shard.replicated)
-        self._evaluate = programs.evaluate()
-        self._chunks = {}
+        self.seeds_array = mesh_lib.put(np.asarray(seeds, np.int32), shard.replicated)
+        self._compiled = {}
         self._perms_epoch, self._perms = None, None
 
-    def train(self, state, vconst, step: int, num_steps: int):
-        epoch = step // self.programs.steps_per_epoch
+    def _program(self, programs, kind, *args):
+        key = (id(programs), kind) + args
+        if key not in self._compiled:
+            self._compiled[key] = getattr(programs, kind)(*args)
+        return self._compiled[key]
+
+    def perms(self, step: int):
+        """Every seed's example order of the epoch holding `step`, on the devices (one row
+        per seed, in the order of `seeds`)."""
+        epoch = step // self.steps_per_epoch
         if self._perms_epoch != epoch:
             self._perms = mesh_lib.put(_epoch_perms(self.seeds, epoch, self.n_train),
                                        self.shard.replicated)
             self._perms_epoch = epoch
-        if num_steps not in self._chunks:
-            self._chunks[num_steps] = self.programs.train_chunk(num_steps)
-        return self._chunks[num_steps](state, vconst, self.x_train, self.y_train, self._perms,
-                                       jnp.int32(step))
+        return self._perms
 
-    def evaluate(self, state):
+    def train(self, buckets, step: int, num_steps: int) -> None:
+        """Advances every bucket's state by num_steps steps from `step`."""
+        perms = self.perms(step)
+        for b in buckets:
+            chunk = self._program(b.programs, "train_chunk", num_steps)
+            b.state = chunk(b.state, b.vconst, self.x_train, self.y_train, perms, self.seeds_array,
+                            jnp.int32(step))
+
+    def evaluate(self, bucket):
         """(summed test loss, correct count) per variant slot, as float64 host arrays."""
-        loss, correct = mesh_lib.fetch(self._evaluate(state, *self.test))
+        evaluate = self._program(bucket.programs, "evaluate")
+        loss, correct = mesh_lib.fetch(evaluate(bucket.state, *self.test))
         n = self.num_test
         return (loss[:, :n].astype(np.float64).sum(1), correct[:, :n].sum(1).astype(np.float64))
 
@@ -59,41 +77,50 @@ class StreamFeed:
     """Large data sets (ImageNet) decoded on host threads; one batch per seed per step.
 
     Every process decodes the full global batch (variants, not examples, are split over
-    devices), so multi-host runs need no exchange of examples.
+    devices), so multi-host runs need no exchange of examples. Each batch is put on the
+    devices once and used by every width bucket.
     """
 
-    def __init__(self, stream, programs, shard, seeds, batch_size, eval_batch_size):
-        self.stream, self.programs, self.shard, self.seeds = stream, programs, shard, seeds
+    def __init__(self, stream, shard, seeds, batch_size, eval_batch_size, steps_per_epoch):
+        self.stream, self.shard, self.seeds = stream, shard, seeds
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.steps_per_epoch = steps_per_epoch
         self.num_test = stream.num_test
-        self._step_fn = programs.train_fed()
-        self._evaluate = programs.evaluate()
+        self._compiled = {}
         self._iters, self._next_step = None, None
 
+    def _program(self, programs, kind):
+        key = (id(programs), kind)
+        if key not in self._compiled:
+            self._compiled[key] = getattr(programs, kind)()
+        return self._compiled[key]
+
     def _open_epoch(self, step):
-        epoch, first = divmod(step, self.programs.steps_per_epoch)
+        epoch, first = divmod(step, self.steps_per_epoch)
         self._iters = [self.stream.train_batches(self.batch_size, s, epoch, first_batch=first)
                        for s in self.seeds]
         self._next_step = step
 
-    def train(self, state, vconst, step: int, num_steps: int):
+    def train(self, buckets, step: int, num_steps: int) -> None:
         for s in range(step, step + num_steps):
-            if self._next_step != s or s % self.programs.steps_per_epoch == 0:
+            if self._next_step != s or s % self.steps_per_epoch == 0:
                 self.close()
                 self._open_epoch(s)
             batches = [next(it) for it in self._iters]
             images = np.stack([b.images for b in batches])
             labels = np.stack([b.labels for b in batches])
             images, labels = mesh_lib.put((images, labels), self.shard.replicated)
-            state = self._step_fn(state, vconst, images, labels, jnp.int32(s))
+            for b in buckets:
+                b.state = self._program(b.programs, "train_fed")(b.state, b.vconst, images,
+                                                                 labels, jnp.int32(s))
             self._next_step = s + 1
-        return state
 
-    def evaluate(self, state):
+    def evaluate(self, bucket):
+        evaluate = self._program(bucket.programs, "evaluate")
         loss, correct = 0.0, 0.0
         for batch in self.stream.test_batches(self.eval_batch_size):
             arrays = mesh_lib.put((batch.images, batch.labels), self.shard.replicated)
-            l, c = mesh_lib.fetch(self._evaluate(state, *arrays))
+            l, c = mesh_lib.fetch(evaluate(bucket.state, *arrays))
             loss = loss + l[:, batch.valid].astype(np.float64).sum(1)
             correct = correct + c[:, batch.valid].sum(1)
         return loss, np.asarray(correct, np.float64)

@@ -53,6 +53,7 @@ def fetch(tree):
 
 def variant_slots(num_variants: int, mesh, variant_batch: int = 1) -> int:
     """Variant-axis length: the variant count rounded up so that every device of the
-    "variants" axis holds the same whole number of groups of `variant_batch`."""
-    unit = mesh.shape["variants"] * variant_batch
+    "variants" axis holds the same whole number of groups of `variant_batch` (0: one
+    group of all its variants)."""
+    unit = mesh.shape["variants"] * max(variant_batch, 1)
     return -(-num_variants // unit) * unit

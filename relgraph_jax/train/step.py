@@ -34,8 +34,9 @@ class Programs:
     """Builds the jitted train-chunk and eval functions for one model and data layout."""
 
     def __init__(self, model, tx, mesh, *, batch_size, steps_per_epoch, data_spec, mean, std,
-                 eval_batch_size, variant_batch=1):
+                 eval_batch_size, variant_batch=1, compute_dtype="float32"):
         self.model = model
+        self.compute_dtype = jnp.dtype(compute_dtype)
         self.tx = tx
         self.mesh = mesh
         self.variant_batch = variant_batch
@@ -51,25 +52,38 @@ class Programs:
 
     # ---- one variant ----------------------------------------------------------------
     def _variables(self, vstate, params):
+        """The model's variables, parameters cast to the compute dtype.
+
+        Mixed precision: parameters, optimiser state and BatchNorm statistics stay float32;
+        the cast's gradient is float32 again, so only the layer arithmetic is in bfloat16.
+        """
+        params = jax.tree.map(lambda p: p.astype(self.compute_dtype)
+                              if jnp.issubdtype(p.dtype, jnp.floating) else p, params)
         return {"params": params, "batch_stats": vstate["batch_stats"], "masks": vstate["masks"]}
 
     def _inputs(self, images_uint8):
-        x = data_lib.normalize(images_uint8, self.mean, self.std)
+        x = data_lib.normalize(images_uint8, self.mean, self.std).astype(self.compute_dtype)
         if self.batch_spec is None:
             return x
         return jax.lax.with_sharding_constraint(x, self.batch_spec)
 
-    def _resident_batch(self, vconst, x_all, y_all, perms, step):
-        """This variant's batch from a device-resident data set, in its seed's order."""
+    def _resident_batches(self, x_all, y_all, perms, seeds, step):
+        """Every seed's batch of `step` from a device-resident data set, (S, B, ...).
+
+        Made once per seed and step, not once per variant: all variants of a seed share it.
+        """
         in_epoch = step % self.steps_per_epoch
-        order = perms[vconst["seed_index"]]
-        idx = jax.lax.dynamic_slice(order, (in_epoch * self.batch_size,), (self.batch_size,))
-        images, labels = x_all[idx], y_all[idx]
-        if self.data_spec.augment:
-            key = jax.random.fold_in(jax.random.key(vconst["seed"]), step)
-            images = data_lib.augment_batch(images, key, self.data_spec.crop_pad,
-                                            self.data_spec.flip)
-        return images, labels
+
+        def one(order, seed):
+            idx = jax.lax.dynamic_slice(order, (in_epoch * self.batch_size,), (self.batch_size,))
+            images, labels = x_all[idx], y_all[idx]
+            if self.data_spec.augment:
+                key = jax.random.fold_in(jax.random.key(seed), step)
+                images = data_lib.augment_batch(images, key, self.data_spec.crop_pad,
+                                                self.data_spec.flip)
+            return images, labels
+
+        return jax.vmap(one)(perms, seeds)
 
     def _update(self, vstate, images, labels, step):
         """One SGD step of one variant; a non-finite result freezes the variant instead."""
@@ -136,23 +150,27 @@ class Programs:
                                axis_names={"variants"})
         return jax.jit(mapped, donate_argnums=(0,) if donate else ())
 
+    def _fed_update(self, vstate, vconst, images, labels, step):
+        """One step of one variant on its seed's batch out of the (S, B, ...) batches."""
+        return self._update(vstate, images[vconst["seed_index"]], labels[vconst["seed_index"]],
+                            step)
+
     def train_chunk(self, num_steps: int):
-        """jit(state, vconst, x, y, perms, start_step) -> state after num_steps steps.
+        """jit(state, vconst, x, y, perms, seeds, start_step) -> state after num_steps steps.
 
         For data sets resident on the device: no host work between the steps of a chunk.
+        perms[i] is the example order of the seed seeds[i] for the current epoch.
         """
-        def one(vstate, vconst, x_all, y_all, perms, step):
-            images, labels = self._resident_batch(vconst, x_all, y_all, perms, step)
-            return self._update(vstate, images, labels, step)
+        step_local = self._per_device(self._fed_update, 2)
 
-        step_local = self._per_device(one, 2)
-
-        def chunk(state, vconst, x_all, y_all, perms, start_step):
+        def chunk(state, vconst, x_all, y_all, perms, seeds, start_step):
             def body(i, s):
-                return step_local(s, vconst, x_all, y_all, perms, start_step + i)
+                step = start_step + i
+                images, labels = self._resident_batches(x_all, y_all, perms, seeds, step)
+                return step_local(s, vconst, images, labels, step)
             return jax.lax.fori_loop(0, num_steps, body, state)
 
-        return self._shard(chunk, 2, 4, donate=True)
+        return self._shard(chunk, 2, 5, donate=True)
 
     def train_fed(self):
         """jit(state, vconst, images[S, B, ...], labels[S, B], step) -> state.
@@ -160,11 +178,7 @@ class Programs:
         For streamed data sets: the host feeds one batch per seed, each variant takes its
         seed's batch.
         """
-        def one(vstate, vconst, images, labels, step):
-            return self._update(vstate, images[vconst["seed_index"]],
-                                labels[vconst["seed_index"]], step)
-
-        return self._shard(self._per_device(one, 2), 2, 3, donate=True)
+        return self._shard(self._per_device(self._fed_update, 2), 2, 3, donate=True)
 
     def evaluate(self):
         """jit(state, x_test, y_test) -> (loss[V, N], correct[V, N]) per example.

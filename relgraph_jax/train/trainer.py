@@ -16,8 +16,10 @@ import time
 import jax
 import numpy as np
 
+from relgraph_jax import budget as budget_lib
 from relgraph_jax import data as data_lib
 from relgraph_jax import models as models_lib
+from relgraph_jax import relational
 from relgraph_jax.train import checkpoint as checkpoint_lib
 from relgraph_jax.train import feeds, optim, results, variants as variants_lib
 from relgraph_jax.train import mesh as mesh_lib
@@ -104,9 +106,10 @@ def build_state(config, variant_list, slots, model, tx, sample):
 
 
 def _variant_constants(variant_list, slots, seeds):
+    """Per slot: which of the sweep's seeds (and so which batch of each step) it trains on."""
     seed = np.array([v.seed for v in variant_list]
                     + [variant_list[-1].seed] * (slots - len(variant_list)), np.int32)
-    return {"seed": seed, "seed_index": np.searchsorted(np.asarray(seeds), seed).astype(np.int32)}
+    return {"seed_index": np.searchsorted(np.asarray(seeds), seed).astype(np.int32)}
 
 
 def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test):
@@ -128,12 +131,24 @@ def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test)
     return out
 
 
-def _evaluate_and_record(feed, state, variant_list, grid_names, model_name, step, epoch, store):
+def _bucket_metrics(feed, buckets, num_variants) -> dict:
+    """Per-variant training sums and test results of all buckets, indexed by variant id."""
+    metrics = {}
+    for b in buckets:
+        test_loss, correct = feed.evaluate(b)
+        found = mesh_lib.fetch({k: b.state[k] for k in ("loss_sum", "loss_count", "failed",
+                                                        "failed_step")})
+        found.update(test_loss=np.asarray(test_loss), correct=np.asarray(correct))
+        ids = [v.id for v in b.variants]
+        for key, values in found.items():
+            merged = metrics.setdefault(key, np.zeros(num_variants, values.dtype))
+            merged[ids] = values[:len(ids)]
+    return metrics
+
+
+def _evaluate_and_record(feed, buckets, variant_list, grid_names, model_name, step, epoch, store):
     """Evaluates every variant, appends the epoch's records, logs a one-line summary."""
-    test_loss, correct = feed.evaluate(state)
-    metrics = mesh_lib.fetch({k: state[k] for k in ("loss_sum", "loss_count", "failed",
-                                                    "failed_step")})
-    metrics.update(test_loss=np.asarray(test_loss), correct=np.asarray(correct))
+    metrics = _bucket_metrics(feed, buckets, len(variant_list))
     recs = _records(variant_list, grid_names, model_name, epoch, step, metrics, feed.num_test)
     if store is not None:
         store.append(recs)
@@ -161,40 +176,77 @@ def _open_data(data_spec):
 
 
 @dataclasses.dataclass
-class Run:
-    """Everything a sweep's steps need: stacked state, per-variant constants, the feed."""
+class Bucket:
+    """Variants of neighbouring widths that share one model width and one compiled program.
+
+    Slot i of the stacked state holds variants[i]; slots beyond them repeat the last one.
+    """
+    variants: list
+    width: int
+    slots: int
+    programs: step_lib.Programs
     state: dict
     vconst: dict
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a sweep's steps need: the width buckets and the batch feed."""
+    buckets: list
     feed: object
-    programs: step_lib.Programs
-    slots: int
-    widest: int
+
+    @property
+    def state(self) -> dict:
+        """All buckets' states as one tree (what checkpoints hold)."""
+        return {f"bucket{i}": b.state for i, b in enumerate(self.buckets)}
+
+    @state.setter
+    def state(self, tree: dict) -> None:
+        for i, b in enumerate(self.buckets):
+            b.state = tree[f"bucket{i}"]
+
+
+def _padded_cost(config, input_shape):
+    """Per-slot cost of running at width w: the MACs of the complete graph at that width
+    (what the mask path computes whatever the graph)."""
+    complete = f"complete:n={config.model.nodes}"
+    return lambda width: budget_lib.count(config.model, complete, width, input_shape).macs
 
 
 def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
-    """Mesh, padded model, optimiser, stacked initial state and batch feed of a sweep."""
+    """Mesh, width buckets (model, stacked initial state, programs each) and batch feed."""
     tc = config.train
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
     shard = mesh_lib.shardings(mesh)
-    slots = mesh_lib.variant_slots(len(variant_list), mesh, tc.variant_batch)
-    widest = max(v.width for v in variant_list)
-    model = models_lib.build(config.model, variant_list[0].graph, width=widest)
     tx = optim.make_optimizer(tc, steps_per_epoch)
     sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
     seeds = sorted({v.seed for v in variant_list})
     eval_bs = min(tc.eval_batch_size, source.num_test)
-    _log(f"{len(variant_list)} variants ({slots} slots on {mesh.devices.size} devices), widths "
-         f"{min(v.width for v in variant_list)}-{widest}, {tc.epochs} epochs x {steps_per_epoch} "
-         f"steps, data {source.name}: {source.num_train} train / {source.num_test} test")
-    state = mesh_lib.put(build_state(config, variant_list, slots, model, tx, sample), shard.variants)
-    vconst = mesh_lib.put(_variant_constants(variant_list, slots, seeds), shard.variants)
-    programs = step_lib.Programs(
-        model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
-        data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
-        variant_batch=tc.variant_batch)
-    feed = (feeds.ResidentFeed(source, programs, shard, seeds, eval_bs) if resident else
-            feeds.StreamFeed(source, programs, shard, seeds, tc.batch_size, eval_bs))
-    return Run(state, vconst, feed, programs, slots, widest)
+    groups = variants_lib.width_buckets(variant_list, tc.width_buckets,
+                                        _padded_cost(config, tuple(source.image_shape)))
+    _log(f"{len(variant_list)} variants in {len(groups)} width bucket(s) "
+         f"({', '.join(f'{len(g)} x {max(v.width for v in g)}' for g in groups)}) on "
+         f"{mesh.devices.size} devices, {tc.epochs} epochs x {steps_per_epoch} steps, data "
+         f"{source.name}: {source.num_train} train / {source.num_test} test")
+    buckets = []
+    for group in groups:
+        width = max(v.width for v in group)
+        slots = mesh_lib.variant_slots(len(group), mesh, tc.variant_batch)
+        # Built from the group's graph with the most in-neighbours: in the gather layout
+        # that sets the degree slots every variant's tables and kernels are padded to.
+        graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
+        model = models_lib.build(config.model, graph, width=width)
+        programs = step_lib.Programs(
+            model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
+            data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
+            variant_batch=tc.variant_batch or slots // mesh.shape["variants"],
+            compute_dtype=tc.compute_dtype)
+        state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
+        vconst = mesh_lib.put(_variant_constants(group, slots, seeds), shard.variants)
+        buckets.append(Bucket(group, width, slots, programs, state, vconst))
+    feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
+            feeds.StreamFeed(source, shard, seeds, tc.batch_size, eval_bs, steps_per_epoch))
+    return Run(buckets, feed)
 
 
 def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
@@ -224,7 +276,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     total_steps = steps_per_epoch * tc.epochs
 
     run = build_run(config, variant_list, source, resident, data_spec, steps_per_epoch)
-    state, vconst, feed = run.state, run.vconst, run.feed
+    feed = run.feed
     ckpts = checkpoint_lib.Checkpoints(workdir)
     store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
     if store is not None and store.repaired_bytes:
@@ -232,7 +284,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     step = 0
     latest = ckpts.latest_step()
     if latest is not None:
-        state = ckpts.restore(latest, state)
+        run.state = ckpts.restore(latest, run.state)
         step = latest
         _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
 
@@ -249,11 +301,11 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                     n = min(n, tc.checkpoint_every_steps - step % tc.checkpoint_every_steps)
                 if stop_after_steps is not None:
                     n = min(n, stop_after_steps - steps_run)
-                state = feed.train(state, vconst, step, n)
+                feed.train(run.buckets, step, n)
                 step, steps_run = step + n, steps_run + n
                 epoch_done = step % steps_per_epoch == 0
                 if epoch_done or steps_run % tc.log_every_steps < n:
-                    jax.block_until_ready(state["loss_sum"])
+                    jax.block_until_ready([b.state["loss_sum"] for b in run.buckets])
                     rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)
                     eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
                     _log(f"epoch {step / steps_per_epoch:.2f}/{tc.epochs} | step {step}/{total_steps}"
@@ -263,12 +315,12 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                                                  and steps_run >= stop_after_steps)
                 epoch = step // steps_per_epoch
                 if epoch_done and (epoch % tc.eval_every == 0 or step == total_steps):
-                    _evaluate_and_record(feed, state, variant_list, grid_names, config.model.name,
-                                         step, epoch, store)
-                    ckpts.save(step, state)
+                    _evaluate_and_record(feed, run.buckets, variant_list, grid_names,
+                                         config.model.name, step, epoch, store)
+                    ckpts.save(step, run.state)
                 elif should_stop or (tc.checkpoint_every_steps
                                      and step % tc.checkpoint_every_steps == 0):
-                    ckpts.save(step, state)
+                    ckpts.save(step, run.state)
                 if should_stop:
                     if step < total_steps:
                         _log(f"stopped at step {step}: checkpoint saved; rerun the same command "

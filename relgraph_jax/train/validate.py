@@ -8,7 +8,8 @@ TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", 
              "mesh", "grid"}
 TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_decay",
                 "eval_every", "eval_batch_size", "steps_per_call", "log_every_steps",
-                "checkpoint_every_steps", "variant_batch"}
+                "checkpoint_every_steps", "variant_batch", "width_buckets", "compute_dtype"}
+COMPUTE_DTYPES = ("float32", "bfloat16")
 MESH_FIELDS = {"data", "devices"}
 
 
@@ -34,8 +35,14 @@ def validate_config(config) -> None:
     _check_keys("train.", tc.keys(), TRAIN_FIELDS)
     _check_keys("mesh.", config.mesh.keys(), MESH_FIELDS)
     for name in ("batch_size", "epochs", "eval_every", "eval_batch_size", "steps_per_call",
-                 "log_every_steps", "variant_batch"):
+                 "log_every_steps", "width_buckets"):
         _positive_int(f"train.{name}", tc[name])
+    if isinstance(tc.variant_batch, bool) or not isinstance(tc.variant_batch, int) \
+            or tc.variant_batch < 0:
+        raise ValueError(f"train.variant_batch={tc.variant_batch!r}: must be a positive integer, "
+                         "or 0 for all of a device's variants at once")
+    if tc.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"train.compute_dtype={tc.compute_dtype!r}: allowed {list(COMPUTE_DTYPES)}")
     if tc.checkpoint_every_steps < 0:
         raise ValueError(f"train.checkpoint_every_steps={tc.checkpoint_every_steps!r}: must be "
                          ">= 0 (0 = checkpoint only after evaluations)")

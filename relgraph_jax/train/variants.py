@@ -94,3 +94,35 @@ def pad_to(tree, like):
 def stack(trees):
     """Stacks a list of identical-structure numpy trees along a new leading variant axis."""
     return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+def width_buckets(variant_list, num_buckets: int, cost) -> list[list[Variant]]:
+    """Splits variants into at most `num_buckets` groups of neighbouring widths.
+
+    Every variant of a group runs at the group's widest width, so a group of m variants
+    costs m * cost(widest). The split minimises the total by dynamic programming over the
+    variants sorted by width. Within a group variants keep their id order.
+    """
+    if num_buckets < 1:
+        raise ValueError(f"train.width_buckets={num_buckets!r}: must be a positive integer")
+    ordered = sorted(variant_list, key=lambda v: (v.width, v.id))
+    widths = [v.width for v in ordered]
+    unit = {w: float(cost(w)) for w in set(widths)}
+    n, k = len(ordered), min(num_buckets, len(set(widths)))
+    # best[j][i]: least cost of the first i variants in j groups; cut[j][i]: where the last starts.
+    best = [[float("inf")] * (n + 1) for _ in range(k + 1)]
+    cut = [[0] * (n + 1) for _ in range(k + 1)]
+    best[0][0] = 0.0
+    for j in range(1, k + 1):
+        for i in range(1, n + 1):
+            for start in range(j - 1, i):
+                total = best[j - 1][start] + (i - start) * unit[widths[i - 1]]
+                if total < best[j][i]:
+                    best[j][i], cut[j][i] = total, start
+    j = min(range(1, k + 1), key=lambda j: best[j][n])
+    groups, end = [], n
+    while j:
+        start = cut[j][end]
+        groups.append(sorted(ordered[start:end], key=lambda v: v.id))
+        end, j = start, j - 1
+    return [g for g in reversed(groups) if g]
