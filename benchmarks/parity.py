@@ -15,8 +15,10 @@ Prints, per path, the largest gap to the reference over all windows and variants
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import sys
 
 import numpy as np
 
@@ -83,8 +85,10 @@ def main():
     if unknown or "reference" not in names or args.steps < args.window or args.window < 1:
         parser.error(f"--paths must include reference and name only {list(PATHS)} (got "
                      f"{unknown or names}); need 1 <= --window <= --steps")
-    curves = {name: loss_curve(_config(args.config, args.graphs, PATHS[name]), args.steps,
-                               args.window) for name in names}
+    # With --json, stdout carries only the JSON object: the trainer's log goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        curves = {name: loss_curve(_config(args.config, args.graphs, PATHS[name]), args.steps,
+                                   args.window) for name in names}
     ref = curves["reference"]
     result = {"graphs": args.graphs, "steps": args.steps, "window": args.window,
               "reference_first_last": [float(ref[:, 0].mean()), float(ref[:, -1].mean())],

@@ -1,14 +1,16 @@
 """Throughput of the variant-parallel training step against a one-variant-at-a-time loop.
 
   python benchmarks/throughput.py [--config=experiments/configs/mlp_cifar10.py]
-      [--graphs='paper:n64_52;complete:n=64'] [--scaling=1,8,52,260] [--steps=3] [--json]
+      [--graphs=paper:n64_52] [--scaling=1,8,52,260] [--steps=3] [--json]
+      [--set train.width_buckets=8 --set model.impl=gather --set train.compute_dtype=bfloat16]
 
 For each variant count V (the first V of graphs x seeds; 260 = 52 graphs x 5 seeds) it
 builds the trainer's own state and compiled step (synthetic uint8 data of the config's
 shapes, on-device crop/flip included) and reports: model-samples/s; useful TFLOP/s
-(6 x budget MACs per model-sample: forward + backward); executed TFLOP/s (6 x the dense
-MACs of the padded width for every slot: what the mask path really computes); compile
-time; peak device memory per variant (XLA's memory analysis of the compiled step).
+(6 x budget MACs per model-sample: forward + backward); executed TFLOP/s (6 x the MACs
+every slot really computes at its bucket's padded width: whole masked kernels on the mask
+path, every kernel slot on the gather path); compile time; peak device memory per variant
+(XLA's memory analysis of the compiled steps).
 The one-at-a-time loop trains a sample of the variants alone at their own widths, the
 way the original code runs one graph at a time, and extrapolates to V. A dense f32 matmul
 is timed in the same run; `useful_to_matmul` (with --json) is the useful FLOP/s of the
@@ -17,29 +19,48 @@ is timed in the same run; `useful_to_matmul` (with --json) is the useful FLOP/s 
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
 import importlib.util
 import json
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from relgraph_jax import budget, data as data_lib, graphs
+from relgraph_jax import data as data_lib, graphs, models, relational
 from relgraph_jax.train import trainer, variants as variants_lib
 
 FLOPS_PER_MAC_TRAIN = 6  # forward 2 + backward 4 flops per multiply-accumulate
 
 
-def _load_config(path: str, graphs: str, seeds: int, overrides: dict):
+def _parse_override(text: str) -> tuple[str, str, object]:
+    """"section.field=value" -> (section, field, value); value as a Python literal or text."""
+    key, sep, raw = text.partition("=")
+    section, dot, name = key.partition(".")
+    if not (sep and dot and section in ("model", "train")):
+        raise ValueError(f"--set {text!r}: expected model.FIELD=VALUE or train.FIELD=VALUE")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return section, name, value
+
+
+def _load_config(path: str, graphs: str, seeds: int, overrides):
     spec = importlib.util.spec_from_file_location("bench_config", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
     config.graphs, config.seeds = graphs, seeds
     config.mesh.devices = 0
-    for name, value in overrides.items():
-        config.train[name] = value
+    for section, name, value in overrides:
+        if name not in config[section]:
+            raise ValueError(f"--set {section}.{name}: unknown field; allowed: "
+                             f"{sorted(config[section].keys())}")
+        config[section][name] = value
     return config
 
 
@@ -93,7 +114,27 @@ def time_step(config, variant_list, steps: int) -> dict:
         run_all()
         best = min(best, time.perf_counter() - t0)
     return {"build_s": build_s, "compile_s": compile_s, "seconds": best,
-            "buckets": [(b.slots, b.width) for b in run.buckets], "peak_bytes": peak}
+            "buckets": [(b.slots, b.width, max(relational.max_in_degree(v.graph) for v in b.variants))
+                        for b in run.buckets], "peak_bytes": peak}
+
+
+def executed_macs(config, width: int, degree_slots: int) -> int:
+    """MACs per sample that one slot of a bucket really computes: every dense layer in full,
+    a graph layer as its whole dense kernel (mask path) or every kernel slot (gather)."""
+    nodes, impl = config.model.nodes, config.model.impl
+    total = 0
+    for layer in models.layer_list(config.model, f"complete:n={nodes}", width,
+                                   tuple(config.input_shape)):
+        if layer.kind == "norm":
+            continue
+        if layer.kind == "depthwise":
+            per_position = layer.cout
+        elif layer.kind == "graph" and impl == "gather":
+            per_position = nodes * degree_slots * -(-layer.cin // nodes) * -(-layer.cout // nodes)
+        else:
+            per_position = layer.cin * layer.cout
+        total += per_position * layer.window * layer.positions
+    return total
 
 
 def figures(config, variant_list, steps: int) -> dict:
@@ -101,12 +142,10 @@ def figures(config, variant_list, steps: int) -> dict:
     per_step = config.train.batch_size * steps
     samples = len(variant_list) * per_step
     useful = FLOPS_PER_MAC_TRAIN * sum(v.macs for v in variant_list) * per_step
-    complete = f"complete:n={config.model.nodes}"
     executed = FLOPS_PER_MAC_TRAIN * per_step * sum(
-        slots * budget.count(config.model, complete, width, tuple(config.input_shape)).macs
-        for slots, width in t["buckets"])
+        slots * executed_macs(config, width, degree) for slots, width, degree in t["buckets"])
     return {"variants": len(variant_list), "buckets": t["buckets"],
-            "slots": sum(s for s, _ in t["buckets"]), "widest": max(w for _, w in t["buckets"]),
+            "slots": sum(b[0] for b in t["buckets"]), "widest": max(b[1] for b in t["buckets"]),
             "model_samples_per_s": samples / t["seconds"],
             "useful_tflops": useful / t["seconds"] / 1e12,
             "executed_tflops": executed / t["seconds"] / 1e12,
@@ -149,28 +188,32 @@ def main():
     parser.add_argument("--scaling", default="1,8,52,260")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--loop-sample", type=int, default=4)
-    parser.add_argument("--variant-batch", type=int, default=None)
-    parser.add_argument("--width-buckets", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="config override, e.g. train.compute_dtype=bfloat16, "
+                             "model.impl=gather, train.width_buckets=8 (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     counts = [int(c) for c in args.scaling.split(",")]
     if min(counts) < 1 or args.steps < 1:
         parser.error(f"--scaling={args.scaling} and --steps={args.steps} must be positive")
     max_seeds = -(-max(counts) // len(graphs.resolve(args.graphs)))
-    overrides = {name: value for name, value in (("variant_batch", args.variant_batch),
-                                                 ("width_buckets", args.width_buckets))
-                 if value is not None}
-    config = _load_config(args.config, args.graphs, max_seeds, overrides)
+    try:
+        config = _load_config(args.config, args.graphs, max_seeds,
+                              [_parse_override(text) for text in args.set])
+    except ValueError as error:
+        parser.error(str(error))
     all_variants = variants_lib.build_variants(config)
     # graphs x seeds is ordered graph-major; take seeds round-robin so V graphs come first.
     order = sorted(all_variants, key=lambda v: (v.seed, v.id))
-    before = matmul_flops()
-    rows = [figures(config, order[:c], args.steps) for c in counts]
-    # The machine's speed drifts (shared cores, clocks): the reference is the best of two
-    # measurements around the steps, which can only lower the reported ratio.
-    dense = max(before, matmul_flops())
-    n52 = next((r for r in rows if r["variants"] == 52), rows[-1])
-    loop = one_at_a_time(config, order[:n52["variants"]], args.steps, args.loop_sample)
+    # With --json, stdout carries only the JSON object: the trainer's log goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        before = matmul_flops()
+        rows = [figures(config, order[:c], args.steps) for c in counts]
+        # The machine's speed drifts (shared cores, clocks): the reference is the best of
+        # two measurements around the steps, which can only lower the reported ratio.
+        dense = max(before, matmul_flops())
+        n52 = next((r for r in rows if r["variants"] == 52), rows[-1])
+        loop = one_at_a_time(config, order[:n52["variants"]], args.steps, args.loop_sample)
     result = {"device": jax.devices()[0].device_kind, "devices": jax.device_count(),
               "jax": jax.__version__, "config": args.config, "graphs": args.graphs,
               "batch_size": config.train.batch_size, "steps": args.steps,

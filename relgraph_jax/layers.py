@@ -100,12 +100,7 @@ class MaskedDense(nn.Module):
         weights, static = _graph_weights(self, x.shape[-1], ())
         bias = _bias(self)
         x, weights, bias = nn.dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
-        if self.impl == "mask":
-            y = ops.masked_matmul(x, weights, static)
-        elif self.impl == "gather":
-            y = ops.gather_matmul(x, weights, **static)
-        else:
-            y = ops.block_matmul(x, weights, static)
+        y = ops.graph_matmul(self.impl, x, weights, static)
         return y if bias is None else y + bias
 
 

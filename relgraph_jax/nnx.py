@@ -82,12 +82,7 @@ class MaskedDense(_GraphLayer):
 
     def __call__(self, x):
         x, weights, static, bias = self._weights(x)
-        if self.impl == "mask":
-            y = ops.masked_matmul(x, weights, static)
-        elif self.impl == "gather":
-            y = ops.gather_matmul(x, weights, **static)
-        else:
-            y = ops.block_matmul(x, weights, static)
+        y = ops.graph_matmul(self.impl, x, weights, static)
         return y if bias is None else y + bias
 
 

@@ -202,6 +202,16 @@ def gather_matmul(x, kernel, reads, out_node, out_slot):
     return jnp.take(y, _out_positions(out_node, out_slot, out_group), axis=-1)
 
 
+def graph_matmul(impl: str, x, weights, static):
+    """The dense graph layer's product for any impl: static is the mask, the gather
+    tables (a dict) or the BlockStructure that goes with `weights`."""
+    if impl == "mask":
+        return masked_matmul(x, weights, static)
+    if impl == "gather":
+        return gather_matmul(x, weights, **static)
+    return block_matmul(x, weights, static)
+
+
 def dense_to_gather(kernel, tables, out_group: int):
     """(in, out) kernel -> (n, degree_slots, in_group, out_group); unused slots are 0."""
     n = tables.reads.shape[0]

@@ -229,11 +229,11 @@ def test_zero_padded_resnet_computes_the_narrow_one():
     assert not np.allclose(narrow_train, narrow_test)  # the two modes really differ
 
 
-def test_blocks_impl_gives_the_mask_impl_logits():
-    """Both implementations draw the same initial weights from a key, so logits agree."""
+def test_blocks_and_gather_impls_give_the_mask_impl_logits():
+    """All implementations draw the same initial weights from a key, so logits agree."""
     x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
     built = {}
-    for impl in ("mask", "blocks"):
+    for impl in ("mask", "blocks", "gather"):
         cfg = tiny_config("mlp")
         cfg.impl = impl
         built[impl] = models.build(cfg, "ring:n=4,k=2")
@@ -244,6 +244,7 @@ def test_blocks_impl_gives_the_mask_impl_logits():
 
     out = logits(jax.random.key(0))
     np.testing.assert_allclose(out["blocks"], out["mask"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["gather"], out["mask"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,params", [("resnet34", 21_797_672), ("resnet50", 25_557_032),
@@ -278,6 +279,9 @@ def test_errors_name_the_problem():
         models.build({"name": "resnet34", "block": "wide"}, "complete:n=64")
     with pytest.raises(ValueError, match="model.impl='sparse' is not allowed"):
         models.build({"name": "mlp", "impl": "sparse"}, "complete:n=64")
+    with pytest.raises(ValueError, match=r"cnn8: model.impl='gather' is not allowed; expected one of "
+                                         r"\['mask', 'blocks'\]"):
+        models.build({"name": "cnn8", "impl": "gather"}, "complete:n=64")
     with pytest.raises(ValueError, match="efficientnet_b0: layer stage0_block0/project has 8 output "
                                          "channels, fewer than the graph's 16 nodes"):
         models.build(models.default_config("efficientnet_b0"), "complete:n=16", width=160)

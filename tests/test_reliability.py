@@ -59,6 +59,7 @@ BAD_INPUTS = [
     ("momentum out of range", _set("train.momentum", 1.5), r"train\.momentum=1\.5"),
     ("negative variant batch", _set("train.variant_batch", -1), r"train\.variant_batch=-1: must be a positive integer, or 0"),
     ("unknown compute dtype", _set("train.compute_dtype", "float16"), r"train\.compute_dtype='float16': allowed \['float32', 'bfloat16'\]"),
+    ("blocks over several graphs", _set("model.impl", "blocks"), r"model\.impl='blocks' compiles one graph's blocks into the program, but this sweep has 3 graphs"),
     ("zero width buckets", _set("train.width_buckets", 0), r"train\.width_buckets=0: must be a positive integer"),
     ("zero seeds", _set("seeds", 0), r"seeds=0: must be a positive integer"),
     ("k > n", _set("graphs", "ws:n=16,k=20,p=0.1,seed=0"), r"k \(average degree\) must lie in \[2, n\] = \[2, 16\], got 20"),

@@ -249,6 +249,16 @@ def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch
     return Run(buckets, feed)
 
 
+def _check_stackable(config, variant_list) -> None:
+    """The blocks layout bakes one graph's block list into the program; variants of other
+    graphs cannot share it, so a sweep over several graphs needs mask or gather."""
+    graphs = {v.graph.spec for v in variant_list}
+    if config.model.get("impl") == "blocks" and len(graphs) > 1:
+        raise ValueError(f"model.impl='blocks' compiles one graph's blocks into the program, but "
+                         f"this sweep has {len(graphs)} graphs; use model.impl='mask' or (MLP) "
+                         "'gather', which carry each variant's graph as data")
+
+
 def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
     """Trains every variant of `config`, appending records to WORKDIR/results.jsonl.
 
@@ -258,6 +268,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     """
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
+    _check_stackable(config, variant_list)
     grid_names, _ = variants_lib.grid_combinations(config)
     data_spec = data_lib.validate(config.data)
     workdir_lib.check_writable(workdir)
