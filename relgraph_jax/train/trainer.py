@@ -1,4 +1,5 @@
-"""train_and_evaluate(config, workdir): every variant of a sweep in one compiled program.
+"""train_and_evaluate(config, workdir): every variant of a sweep, one compiled program per
+width bucket (variants of neighbouring widths, padded to the bucket's widest).
 
 Order of work, so that mistakes surface in seconds: validate the config, resolve and
 budget-match the graphs, validate the data and the workdir; only then load data, build

@@ -2,7 +2,8 @@
 
 Variant ids are positions in that product, in the order graphs (as resolved), then
 hyper-parameter combinations, then seeds, so ids are stable for a given config.
-Narrower variants are embedded in the widest one by zero padding (see `pad_to`): padded
+Variants are grouped by width (`width_buckets`); within a group, narrower variants are
+embedded in the widest one by zero padding (see `pad_to`): padded
 channels have zero weights, zero masks and zero BatchNorm scale, so they stay exactly zero
 and change no output or gradient of the real channels.
 """
