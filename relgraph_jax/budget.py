@@ -5,42 +5,65 @@ The budget is counted analytically from the model's layer list (no tracing):
   keeps exactly the weights its channel mask keeps: sum over node pairs (u, v) the graph
   connects (self-loops included) of |group u of the inputs| x |group v of the outputs|.
   Depthwise convs count kh*kw*C per position; BatchNorm, pooling, activations nothing.
+- FLOPs: the original code's count (graph2nn's `flops_count`), which budget matching
+  uses: the MACs above, except that a graph layer's count is a float product (dense
+  weights x kept fraction x H x W) truncated to an integer, and the SE convs add their
+  bias. The paper's GFLOPs are these / 1e9, rounded to 3 decimals (`Budget.gflops`).
 - params: trainable parameters; graph kernels count their kept weights only, BatchNorm
   its scale and bias, biases where a layer has one.
-Matching (the paper's rule): the smallest base width, in one-channel steps, whose MACs
-are at least those of the complete graph at the config's width; stem widths stay fixed
-and stage ratios are kept by the model families. Results are cached.
+Matching is the original code's search (`match`), over the per-stage width list. Results
+are cached.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 
 from relgraph_jax import models, relational
 
+# Rounds of the first, multiplicative search step: the original code ran 15 on CIFAR
+# (32 x 32 inputs) and 9 on ImageNet.
+CIFAR_SCALE_ROUNDS, IMAGENET_SCALE_ROUNDS = 15, 9
+
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """A model's width and cost for one graph, next to the complete graph's cost."""
-    width: int
+    """A model's per-stage widths and cost for one graph, next to the complete graph's.
+
+    target_flops is what matching aims at: the complete graph's FLOPs at the config's widths.
+    """
+    widths: tuple
     macs: int
     params: int
+    flops: int
     complete_macs: int
     complete_params: int
+    target_flops: int
+
+    @property
+    def width(self) -> int:
+        """The first stage's width: the number the original code logs as the run's width."""
+        return self.widths[0]
+
+    @property
+    def gflops(self) -> float:
+        """FLOPs / 1e9 rounded to 3 decimals, as the original code logs them."""
+        return round(self.flops / 1e9, 3)
 
 
-def count(model_cfg, graph, width: int, input_shape) -> Budget:
-    """MACs and parameters of the model for `graph` at base `width` (no matching)."""
+def count(model_cfg, graph, width, input_shape) -> Budget:
+    """The model's cost for `graph` at `width` (as `models.build` takes it), no matching."""
     s, graph, shape = _normalise(model_cfg, graph, input_shape)
-    return _budget(s, graph, width, shape)
+    return _budget(s, graph, models.stage_widths(s, width), shape)
 
 
 def match(model_cfg, graph, input_shape) -> Budget:
-    """The smallest width whose MACs are >= the complete graph's at model_cfg.width."""
+    """The widths the original code's search finds for `graph` (see `search_widths`)."""
     s, graph, shape = _normalise(model_cfg, graph, input_shape)
-    return _budget(s, graph, _matched_width(s, graph, shape), shape)
+    return _budget(s, graph, _matched_widths(s, graph, shape), shape)
 
 
 def _normalise(model_cfg, graph, input_shape):
@@ -62,60 +85,90 @@ def _complete(nodes: int):
 
 
 @functools.lru_cache(maxsize=65536)
-def _budget(s, graph, width: int, shape) -> Budget:
-    macs, params = _cost(s, graph, width, shape)
-    complete_macs, complete_params = _cost(s, _complete(s.nodes), s.width, shape)
-    return Budget(width, macs, params, complete_macs, complete_params)
+def _budget(s, graph, widths: tuple, shape) -> Budget:
+    macs, params, flops = _cost(s, graph, widths, shape)
+    complete_macs, complete_params, target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)
+    return Budget(widths, macs, params, flops, complete_macs, complete_params, target)
 
 
 @functools.lru_cache(maxsize=65536)
-def _matched_width(s, graph, shape) -> int:
-    target, _ = _cost(s, _complete(s.nodes), s.width, shape)
+def _matched_widths(s, graph, shape) -> tuple:
+    target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)[2]
+    rounds = CIFAR_SCALE_ROUNDS if shape[:2] == (32, 32) else IMAGENET_SCALE_ROUNDS
+    return search_widths(lambda widths: _cost(s, graph, widths, shape)[2],
+                         models.default_widths(s), target, rounds)
 
-    def macs(width: int) -> int:
-        return _cost(s, graph, width, shape)[0]
 
-    # No graph is denser than the complete one, so the answer is >= the config's width.
-    low = s.width
-    if macs(low) >= target:
-        return low
-    high = 2 * low
-    while macs(high) < target:
-        low, high = high, 2 * high
-    while high - low > 1:  # macs(low) < target <= macs(high); MACs grow with width
-        mid = (low + high) // 2
-        low, high = (mid, high) if macs(mid) < target else (low, mid)
-    return high
+def search_widths(flops, widths, target: int, scale_rounds: int) -> tuple:
+    """The original code's width search (graph2nn's train_net.py, UPPER=True), restated.
+
+    flops(widths) -> FLOPs of the model at that width list; `widths` starts at the
+    family's defaults. Python's round (half to even) throughout, as the original.
+    1. Scale rounds: the first width times round(sqrt(target / flops), 2); every width
+       keeps its ratio to the first (recomputed from the rounded list each time).
+    2. Step the first width by one channel toward the target, ratios kept, until the
+       FLOPs cross it; end at or above the target (step back if the last step fell below).
+    3. For each later stage i, up to round(width_i / first) one-channel steps toward the
+       target (downward, as step 2 ends at or above it), undoing the step that crosses it.
+    """
+    widths = list(widths)
+    if flops(tuple(widths)) == target:
+        return tuple(widths)
+
+    def rescaled(first: int) -> list:
+        if first < 1:
+            raise ValueError(f"width search reached a first width of {first}: no model of "
+                             f"these stages meets the budget of {target:,} FLOPs")
+        return [int(round(first * (w / widths[0]))) for w in widths]
+
+    for _ in range(scale_rounds):
+        scale = round(math.sqrt(target / flops(tuple(widths))), 2)
+        widths = rescaled(int(round(widths[0] * scale)))
+    direction = 1 if flops(tuple(widths)) < target else -1
+    while True:
+        widths = rescaled(widths[0] + direction)
+        current = flops(tuple(widths))
+        if current == target:
+            break
+        if (1 if current < target else -1) != direction:
+            if current < target:
+                widths = rescaled(widths[0] - direction)
+            break
+    steps = [int(round(w / widths[0])) for w in widths]
+    direction = 1 if flops(tuple(widths)) < target else -1
+    for i in range(1, len(widths)):
+        for _ in range(steps[i]):
+            widths[i] += direction
+            if (1 if flops(tuple(widths)) < target else -1) != direction:
+                widths[i] -= direction
+                break
+    return tuple(widths)
 
 
 @functools.lru_cache(maxsize=65536)
-def _cost(s, graph, width: int, shape) -> tuple[int, int]:
-    """(MACs, params) of the model for `graph` at `width`, summed over its layer list."""
-    adjacency = _adjacency(graph)
+def _cost(s, graph, widths: tuple, shape) -> tuple[int, int, int]:
+    """(MACs, params, FLOPs) of the model for `graph` at `widths`, over its layer list."""
     kept = {}  # many layers share a (cin, cout) shape
-    macs = params = 0
-    for layer in _layers(s, width, shape):
+    macs = params = flops = 0
+    for layer in models.architecture(s, widths, shape, graph.is_complete):
         if layer.kind == "norm":
             params += 2 * layer.cout
             continue
         if layer.kind == "graph":
             io = (layer.cin, layer.cout)
             if io not in kept:
-                kept[io] = kept_weights(adjacency, *io, s.partition)
+                kept[io] = kept_weights(_adjacency(relational.layer_graph(graph, *io)), *io,
+                                        s.partition)
             weights = layer.window * kept[io]
-        elif layer.kind == "depthwise":
-            weights = layer.window * layer.cout
+            dense = layer.window * layer.cin * layer.cout
+            h, w = layer.out_hw
+            flops += int(dense * (kept[io] / (layer.cin * layer.cout)) * h * w)
         else:
-            weights = layer.window * layer.cin * layer.cout
+            weights = layer.window * (layer.cout if layer.kind == "depthwise" else layer.cin * layer.cout)
+            flops += weights * layer.positions + (layer.cout if layer.flops_bias else 0)
         macs += weights * layer.positions
         params += weights + (layer.cout if layer.bias else 0)
-    return int(macs), int(params)
-
-
-@functools.lru_cache(maxsize=4096)
-def _layers(s, width: int, shape):
-    """The layer list, which depends on the graph only through its node count (shared)."""
-    return models.layer_list(s, _complete(s.nodes), width, shape)
+    return int(macs), int(params), int(flops)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -74,7 +74,7 @@ class MaskedDense(nn.Module):
     """A dense layer whose (in, out) weights follow a relational graph.
 
     Attributes: features (output channels), graph (RelationalGraph or spec string), impl
-    ("mask" | "blocks" | "gather"), partition ("contiguous" | "permuted" channel groups),
+    ("mask" | "blocks" | "gather"), partition ("permuted", the default, | "contiguous" channel groups),
     degree_slots (gather only: kernel slots per node, default the graph's largest
     in-degree; larger lets graphs of a sweep share one shape), use_bias, dtype
     (computation), param_dtype, kernel_init (None: the paper's graph init, normal with
@@ -83,7 +83,7 @@ class MaskedDense(nn.Module):
     features: int
     graph: Any
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
     degree_slots: Optional[int] = None
     use_bias: bool = False
     dtype: Optional[Any] = None
@@ -117,7 +117,7 @@ class MaskedConv(nn.Module):
     strides: Any = 1
     padding: Any = "SAME"
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
     use_bias: bool = False
     dtype: Optional[Any] = None
     param_dtype: Any = jnp.float32

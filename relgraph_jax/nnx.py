@@ -73,7 +73,7 @@ class MaskedDense(_GraphLayer):
     """nnx twin of layers.MaskedDense: in_features -> out_features following a relational graph."""
 
     def __init__(self, in_features: int, out_features: int, graph, *, impl: str = "mask",
-                 partition: str = "contiguous", degree_slots: Optional[int] = None,
+                 partition: str = relational.DEFAULT_PARTITION, degree_slots: Optional[int] = None,
                  use_bias: bool = False, dtype: Optional[Any] = None,
                  param_dtype: Any = jnp.float32, kernel_init: Optional[Callable] = None,
                  bias_init: Callable = nnx.initializers.zeros, rngs: nnx.Rngs):
@@ -90,7 +90,7 @@ class MaskedConv(_GraphLayer):
     """nnx twin of layers.MaskedConv: a 2-D NHWC conv whose channel weights follow a graph."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size, graph, *, strides=1,
-                 padding="SAME", impl: str = "mask", partition: str = "contiguous",
+                 padding="SAME", impl: str = "mask", partition: str = relational.DEFAULT_PARTITION,
                  use_bias: bool = False, dtype: Optional[Any] = None, param_dtype: Any = jnp.float32,
                  kernel_init: Optional[Callable] = None, bias_init: Callable = nnx.initializers.zeros,
                  rngs: nnx.Rngs):

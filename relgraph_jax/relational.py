@@ -3,8 +3,10 @@
 Node i of an n-node graph owns a group of a layer's input channels and a group of its
 output channels. Weight entry (input channel a, output channel b) is kept iff the graph
 has the message node(a) -> node(b) (adjacency[node(a), node(b)]; every node has a
-self-loop). Everything here is numpy, built once per (graph, layer shape) and cached, so
-jit closes over constants and never rebuilds them per step.
+self-loop). A layer with fewer channels than the graph has nodes uses the same graph
+recipe at that many nodes (`layer_graph`), as the original code did. Everything here is
+numpy, built once per (graph, layer shape) and cached, so jit closes over constants and
+never rebuilds them per step.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import functools
 
 import numpy as np
 
-PARTITIONS = ("contiguous", "permuted")
+PARTITIONS = ("permuted", "contiguous")
+DEFAULT_PARTITION = "permuted"
 
 
 def as_graph(graph, layer: str = ""):
@@ -41,12 +44,13 @@ def check_partition(partition: str, layer: str = "layer") -> None:
         raise ValueError(f"{layer}: unknown partition {partition!r}; allowed: {', '.join(PARTITIONS)}")
 
 
-def group_sizes(channels: int, n: int, partition: str = "contiguous", *,
+def group_sizes(channels: int, n: int, partition: str = DEFAULT_PARTITION, *,
                 layer: str = "layer", side: str = "") -> np.ndarray:
     """Channels per node: channels // n each, one more for the first channels % n nodes.
 
-    "permuted" reorders these sizes by numpy's seed-1 permutation, as the original code
-    did; groups stay contiguous ranges, only their sizes move between nodes.
+    "permuted" (the default, the original code's split) reorders these sizes by numpy's
+    seed-1 permutation; "contiguous" keeps the bigger groups on the first nodes. Groups
+    stay contiguous ranges either way, only their sizes move between nodes.
     """
     check_partition(partition, layer)
     if int(n) < 1:
@@ -62,7 +66,7 @@ def group_sizes(channels: int, n: int, partition: str = "contiguous", *,
     return sizes
 
 
-def channel_nodes(channels: int, n: int, partition: str = "contiguous", *,
+def channel_nodes(channels: int, n: int, partition: str = DEFAULT_PARTITION, *,
                   layer: str = "layer", side: str = "") -> np.ndarray:
     """The node that owns each channel, shape (channels,)."""
     sizes = group_sizes(channels, n, partition, layer=layer, side=side)
@@ -82,11 +86,30 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def layer_graph(graph, in_channels: int, out_channels: int, *, layer: str = "layer"):
+    """The graph a layer uses: `graph`, or its recipe at min(in, out) nodes when the layer
+    has fewer channels than the graph has nodes (the original code's rule, which gives
+    EfficientNet's narrow first stage a smaller graph). Raises ValueError, naming the
+    layer, for a graph without a recipe (a brain network, an edge list)."""
+    graph = as_graph(graph, layer)
+    nodes = min(int(in_channels), int(out_channels))
+    if nodes >= graph.n:
+        return graph
+    if nodes < 1:
+        raise ValueError(f"{layer}: a graph layer needs at least 1 input and output channel, "
+                         f"got {in_channels} -> {out_channels}")
+    try:
+        return graph.with_nodes(nodes)
+    except ValueError as error:
+        raise ValueError(f"{layer}: {in_channels} -> {out_channels} channels, fewer than the "
+                         f"graph's {graph.n} nodes, and {error}") from None
+
+
 @functools.lru_cache(maxsize=1024)
-def layer_mask(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+def layer_mask(graph, in_channels: int, out_channels: int, partition: str = DEFAULT_PARTITION, *,
                layer: str = "layer") -> np.ndarray:
     """The (in_channels, out_channels) float32 0/1 weight mask of a graph layer (read-only, cached)."""
-    graph = as_graph(graph, layer)
+    graph = layer_graph(graph, in_channels, out_channels, layer=layer)
     in_nodes = channel_nodes(in_channels, graph.n, partition, layer=layer, side="input")
     out_nodes = channel_nodes(out_channels, graph.n, partition, layer=layer, side="output")
     adjacency = _adjacency(graph, layer)
@@ -145,10 +168,10 @@ def _padded_index(sizes: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=1024)
-def block_structure(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+def block_structure(graph, in_channels: int, out_channels: int, partition: str = DEFAULT_PARTITION, *,
                     layer: str = "layer") -> BlockStructure:
     """The block list of a graph layer (cached): only node pairs the graph connects."""
-    graph = as_graph(graph, layer)
+    graph = layer_graph(graph, in_channels, out_channels, layer=layer)
     mask = layer_mask(graph, in_channels, out_channels, partition, layer=layer)
     src, dst = np.nonzero(_adjacency(graph, layer))
     order = np.lexsort((src, dst))
@@ -202,11 +225,11 @@ def max_in_degree(graph) -> int:
 
 
 @functools.lru_cache(maxsize=1024)
-def gather_tables(graph, in_channels: int, out_channels: int, partition: str = "contiguous", *,
+def gather_tables(graph, in_channels: int, out_channels: int, partition: str = DEFAULT_PARTITION, *,
                   degree_slots: int | None = None, layer: str = "layer") -> GatherTables:
     """The gather layout of a graph layer (cached). degree_slots (default: the graph's
     largest in-degree) may be larger, so graphs of one sweep share the kernel shape."""
-    graph = as_graph(graph, layer)
+    graph = layer_graph(graph, in_channels, out_channels, layer=layer)
     adjacency = _adjacency(graph, layer)
     needed = int(adjacency.sum(axis=0).max())
     slots = needed if degree_slots is None else int(degree_slots)

@@ -61,11 +61,14 @@ def test_adjacency_density_and_measures_of_an_undirected_graph():
 
 
 @pytest.mark.parametrize("name, n, links", [("mcwhole", 71, 746), ("mcvisual", 30, 308), ("cat", 52, 820)])
-def test_brain_networks_directed_as_given_and_symmetrised(name, n, links):
+def test_brain_networks_in_graph2nn_and_published_orientation_and_symmetrised(name, n, links):
+    # graph2nn builds mask[out=u, in=v] from file entry [u, v]: the message v -> u.
     directed = RelationalGraph.from_spec(f"brain:{name}")
+    published = RelationalGraph.from_spec(f"brain:{name}/published")
     matrix = catalog.brain_adjacency(name)
     assert directed.directed and directed.n == n and len(directed.edges) == links
-    np.testing.assert_array_equal(directed.adjacency, matrix | np.eye(n, dtype=bool))
+    np.testing.assert_array_equal(directed.adjacency, matrix.T | np.eye(n, dtype=bool))
+    np.testing.assert_array_equal(published.adjacency, matrix | np.eye(n, dtype=bool))
     assert directed.density == (links + n) / n ** 2
     symmetric = RelationalGraph.from_spec(f"brain:{name}/sym")
     assert not symmetric.directed and len(symmetric.edges) == (matrix | matrix.T).sum() // 2
@@ -128,7 +131,7 @@ def test_resolve_expands_sets_in_index_order():
     ("paper:n64_52/x", "index 'x' must be a non-negative integer"),
     ("paper:n32_1", "unknown paper graph set 'n32_1'; allowed: n64_52, n64_449"),
     ("brain:dog", "unknown brain network 'dog'; allowed: mcwhole, mcvisual, cat"),
-    ("brain:cat/up", "variant 'up'; allowed: brain:cat or brain:cat/sym"),
+    ("brain:cat/up", "variant 'up'; allowed: brain:cat, brain:cat/sym or brain:cat/published"),
     ("grid:n=4", "unknown kind 'grid'; allowed kinds: ws, paper, brain"),
     ("er:n=64,p=2,seed=0", r"p must lie in \[0, 1\], got 2.0"),
     ("ba:n=64,m=64,seed=0", r"m must be an integer in \[1, 63\], got 64"),

@@ -4,7 +4,7 @@ Small data sets load whole into host memory as uint8 (`load`) and go to the devi
 batching, crop/flip and normalisation then run on the device. ImageNet streams from tfds
 (`open_stream`). `validate` catches a missing or malformed data set before compilation.
 """
-from relgraph_jax.data.augment import augment_batch, normalize
+from relgraph_jax.data.augment import CROP_STYLES, augment_batch, normalize, train_images
 from relgraph_jax.data.dataset import (CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD,
                                        Dataset)
 from relgraph_jax.data.imagenet import Batch, ImageNetStream
@@ -13,7 +13,8 @@ from relgraph_jax.data.sources import is_streaming, load, open_stream, validate
 from relgraph_jax.data.spec import DataNotFoundError, DataSpec, parse
 
 __all__ = [
-    "Batch", "CIFAR10_MEAN", "CIFAR10_STD", "DataNotFoundError", "DataSpec", "Dataset",
+    "Batch", "CIFAR10_MEAN", "CIFAR10_STD", "CROP_STYLES", "DataNotFoundError", "DataSpec",
+    "Dataset",
     "IMAGENET_MEAN", "IMAGENET_STD", "ImageNetStream", "augment_batch", "epoch_order",
-    "is_streaming", "load", "normalize", "open_stream", "parse", "validate",
+    "is_streaming", "load", "normalize", "open_stream", "parse", "train_images", "validate",
 ]

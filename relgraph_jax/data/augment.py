@@ -1,14 +1,22 @@
 """On-device augmentation and normalisation of image batches (pure jax: jit, vmap, grad-free).
 
-The paper's CIFAR recipe: zero-pad 4 pixels, take a random crop of the original size,
-flip horizontally with probability 1/2; then per-channel normalisation. Images stay
-uint8 until `normalize`, so a whole small data set can live on the device.
+The CIFAR recipe: random crop of the original size from the image padded by 4 pixels, and
+a random horizontal flip; per-channel normalisation. Images stay uint8 until they are
+batched, so a whole small data set can live on the device. Two crop styles:
+
+- "graph2nn" (the authors' code, the default): normalise, flip, zero-pad (so the border
+  is the mean colour), crop at offsets drawn like numpy's randint(0, 2 * pad), i.e.
+  0 .. 2 * pad - 1.
+- "torchvision" (RandomCrop(padding) then RandomHorizontalFlip on uint8 images): black
+  border, offsets 0 .. 2 * pad, then normalise.
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+CROP_STYLES = ("graph2nn", "torchvision")
 
 
 def _check_images(images, what: str) -> None:
@@ -17,35 +25,45 @@ def _check_images(images, what: str) -> None:
                          f"{tuple(images.shape)}")
 
 
-def augment_batch(images_uint8: jax.Array, rng: jax.Array, crop_pad: int = 4,
-                  flip: bool = True) -> jax.Array:
-    """Random crop after zero padding by `crop_pad`, and random horizontal flip, per image.
+def augment_batch(images: jax.Array, rng: jax.Array, crop_pad: int = 4, flip: bool = True,
+                  style: str = "graph2nn") -> jax.Array:
+    """Random crop from the zero-padded image and random horizontal flip, per image.
 
-    rng: a jax key (typed `jax.random.key` or raw `PRNGKey`). Each image draws its own
-    offsets (dy, dx) in [0, 2 * crop_pad] and flip bit; the output is uint8, same shape.
+    rng: a jax key (typed `jax.random.key` or raw `PRNGKey`); each image draws its own
+    offsets (dy, dx) and flip bit. "graph2nn" flips first and draws offsets in
+    [0, 2 * crop_pad); it expects normalised floating images, whose zero is the mean
+    colour. "torchvision" draws offsets in [0, 2 * crop_pad], flips after the crop and
+    expects uint8 images (zero = black). Output: same shape and dtype.
     """
-    _check_images(images_uint8, "augment_batch")
-    if images_uint8.dtype != jnp.uint8:
-        raise TypeError(f"augment_batch expects uint8 images, got {images_uint8.dtype}")
+    _check_images(images, "augment_batch")
+    if style not in CROP_STYLES:
+        raise ValueError(f"augment_batch: style={style!r}; allowed {list(CROP_STYLES)}")
+    want_float = style == "graph2nn"
+    if not (jnp.issubdtype(images.dtype, jnp.floating) if want_float
+            else images.dtype == jnp.uint8):
+        raise TypeError(f"augment_batch style={style!r} expects "
+                        f"{'normalised floating' if want_float else 'uint8'} images, got "
+                        f"{images.dtype}")
     if isinstance(crop_pad, bool) or not isinstance(crop_pad, (int, np.integer)) or crop_pad < 0:
         raise ValueError(f"crop_pad must be a static integer >= 0, got {crop_pad!r}")
-    n, h, w, _ = images_uint8.shape
+    n, h, w, _ = images.shape
     crop_key, flip_key = jax.random.split(rng)
-    out = images_uint8
+    flips = jax.random.bernoulli(flip_key, 0.5, (n,)) if flip else None
+
+    def flipped(x):
+        return x if flips is None else jnp.where(flips[:, None, None, None], x[:, :, ::-1, :], x)
+
+    out = flipped(images) if want_float else images
     if crop_pad:
-        padded = jnp.pad(images_uint8, ((0, 0), (crop_pad, crop_pad), (crop_pad, crop_pad),
-                                        (0, 0)))
-        offsets = jax.random.randint(crop_key, (n, 2), 0, 2 * crop_pad + 1)
+        padded = jnp.pad(out, ((0, 0), (crop_pad, crop_pad), (crop_pad, crop_pad), (0, 0)))
+        offsets = jax.random.randint(crop_key, (n, 2), 0, 2 * crop_pad + (not want_float))
 
         def crop(image, offset):
             return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),
                                          (h, w, image.shape[-1]))
 
         out = jax.vmap(crop)(padded, offsets)
-    if flip:
-        flips = jax.random.bernoulli(flip_key, 0.5, (n,))
-        out = jnp.where(flips[:, None, None, None], out[:, :, ::-1, :], out)
-    return out
+    return out if want_float else flipped(out)
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:
@@ -58,3 +76,11 @@ def normalize(images: jax.Array, mean, std) -> jax.Array:
         raise ValueError(f"normalize: mean and std must have shape ({channels},) for "
                          f"{channels}-channel images, got {mean.shape} and {std.shape}")
     return (images.astype(jnp.float32) - mean) / std
+
+
+def train_images(images_uint8: jax.Array, rng: jax.Array, mean, std, crop_pad: int = 4,
+                 flip: bool = True, style: str = "graph2nn") -> jax.Array:
+    """Augmented, normalised float32 training images, in the order `style`'s pipeline uses."""
+    if style == "graph2nn":
+        return augment_batch(normalize(images_uint8, mean, std), rng, crop_pad, flip, style)
+    return normalize(augment_batch(images_uint8, rng, crop_pad, flip, style), mean, std)

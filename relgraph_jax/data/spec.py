@@ -9,10 +9,12 @@ import dataclasses
 import numbers
 from typing import Any, Mapping
 
+from relgraph_jax.data.augment import CROP_STYLES
+
 SOURCES = ("arrays", "tfds", "digits")
 TFDS_NAMES = ("cifar10", "imagenet2012", "fashion_mnist", "mnist")
 STREAMING_NAMES = ("imagenet2012",)
-FIELDS = ("source", "name", "path", "augment", "crop_pad", "flip", "image_size",
+FIELDS = ("source", "name", "path", "augment", "crop_pad", "crop_style", "flip", "image_size",
           "tfds_data_dir", "train_split", "test_split")
 PREPARE_CIFAR10 = "python -m relgraph_jax.data.prepare_cifar10 --out data_cache/cifar10.npz"
 
@@ -29,6 +31,7 @@ class DataSpec:
     path: str | None
     augment: bool
     crop_pad: int
+    crop_style: str
     flip: bool
     image_size: int | None
     tfds_data_dir: str | None
@@ -91,12 +94,16 @@ def parse(data_cfg: Any) -> DataSpec:
     default_test = "validation" if name == "imagenet2012" else "test"
     train_split = _text(get("train_split") or "train", "train_split")
     test_split = _text(get("test_split") or default_test, "test_split")
+    crop_style = get("crop_style", "graph2nn")
+    if crop_style not in CROP_STYLES:
+        raise ValueError(f"data.crop_style={crop_style!r}: allowed {list(CROP_STYLES)}")
     if source != "tfds" and (train_split, test_split) != ("train", "test"):
         raise ValueError(f"train_split/test_split are only used with source='tfds', got "
                          f"{train_split!r}/{test_split!r} for source={source!r}")
     return DataSpec(source=source, name=name, path=path if source == "arrays" else None,
                     augment=_bool(get("augment", True), "augment"),
                     crop_pad=_int(get("crop_pad", 4), "crop_pad", minimum=0),
+                    crop_style=crop_style,
                     flip=_bool(get("flip", True), "flip"), image_size=image_size,
                     tfds_data_dir=tfds_data_dir or None,
                     train_split=train_split, test_split=test_split)

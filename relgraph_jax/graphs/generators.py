@@ -51,10 +51,22 @@ def barabasi_albert_graph(n: int, m: int, seed: int) -> nx.Graph:
     return nx.barabasi_albert_graph(n, m, seed=seed)
 
 
-def brain_graph(name: str, symmetric: bool = False) -> nx.Graph:
-    """A brain network from `catalog.BRAIN_NETWORKS`: DiGraph as given, or symmetrised Graph."""
+BRAIN_ORIENTATIONS = ("graph2nn", "published", "sym")
+
+
+def brain_graph(name: str, orientation: str = "graph2nn") -> nx.Graph:
+    """A brain network from `catalog.BRAIN_NETWORKS` as a message graph.
+
+    The files list link u -> v as entry [u, v]. "graph2nn" (what the paper's models
+    trained on) reads entry [u, v] as the message v -> u, the original code's mask
+    convention; "published" keeps u -> v; "sym" is the undirected union of both.
+    """
+    if orientation not in BRAIN_ORIENTATIONS:
+        raise ValueError(f"brain network orientation {orientation!r}; allowed: {BRAIN_ORIENTATIONS}")
     adjacency = catalog.brain_adjacency(name)
-    if symmetric:
+    if orientation == "graph2nn":
+        adjacency = adjacency.T
+    if orientation == "sym":
         adjacency = adjacency | adjacency.T
         return nx.from_numpy_array(adjacency.astype(int), create_using=nx.Graph, edge_attr=None)
     return nx.from_numpy_array(adjacency.astype(int), create_using=nx.DiGraph, edge_attr=None)

@@ -3,7 +3,9 @@
 Spec grammar (``kind:body``; several specs joined by ``;`` for `resolve`):
   ws:n=64,k=8.19,p=0.128,seed=4   WS-flex (the paper's generator)
   paper:n64_3942/3552             graph 3552 of a paper set; paper:n64_52 is the whole set
-  brain:cat, brain:cat/sym        brain network, directed as given / symmetrised
+  brain:cat, brain:cat/sym        brain network as the paper's models used it (entry [u, v]
+                                  of the file = message v -> u) / symmetrised;
+  brain:cat/published             directed as published (entry [u, v] = message u -> v)
   complete:n=64, ring:n=64,k=4    complete graph; WS-flex ring (p = 0)
   er:n=64,p=0.1,seed=0            Erdos-Renyi G(n, p)
   ba:n=64,m=3,seed=0              Barabasi-Albert
@@ -119,6 +121,11 @@ class RelationalGraph:
         return self._measures[1]
 
     @property
+    def is_complete(self) -> bool:
+        """Every node sends to every other (the dense layer's graph)."""
+        return bool(self.adjacency.all())
+
+    @property
     def connected(self) -> bool:
         return not math.isinf(self.L)
 
@@ -128,6 +135,26 @@ class RelationalGraph:
         graph.add_nodes_from(range(self.n))
         graph.add_edges_from(self.edges)
         return graph
+
+    def with_nodes(self, n: int) -> "RelationalGraph":
+        """The same recipe at n nodes, for a layer narrower than the graph (the original
+        code's rule): a WS-flex graph keeps k/n (to the 6 decimals of the original configs),
+        p and seed; a complete graph stays complete. ValueError for any other graph."""
+        if n == self.n:
+            return self
+        kind, _, body = self.spec.partition(":")
+        if kind == "complete":
+            return RelationalGraph.from_spec(f"complete:n={n}")
+        if kind == "paper":
+            row = catalog.paper_graph(*_paper_key(body))
+            k_over_n, p, seed = row.k / row.n, row.p, row.seed
+        elif kind == "ws":
+            values = _parse_params("ws", body)
+            k_over_n, p, seed = values["k"] / values["n"], values["p"], values["seed"]
+        else:
+            raise ValueError(f"graph {self.spec!r} has no recipe to rebuild it at {n} nodes "
+                             "(only ws:, paper: and complete: graphs do)")
+        return RelationalGraph.from_spec(ws_spec(n, round(k_over_n, 6) * n, p, seed))
 
     @classmethod
     def from_networkx(cls, graph: nx.Graph, spec: str | None = None,
@@ -198,22 +225,31 @@ def _paper_graph(set_name: str, index: int) -> RelationalGraph:
                            spec=f"paper:{set_name}/{index}", name=f"{set_name}/{index}")
 
 
-def _paper(body: str) -> tuple[RelationalGraph, ...]:
+def _paper_key(body: str) -> tuple[str, int | None]:
+    """(set name, index or None for the whole set) of a paper spec's body, checked."""
     set_name, sep, index_text = body.partition("/")
     catalog.check_paper_set(set_name)
     if not sep:
-        return tuple(_paper_graph(set_name, i) for i in range(len(catalog.paper_set(set_name))))
+        return set_name, None
     if not index_text.isdigit():
         raise ValueError(f"index {index_text!r} must be a non-negative integer "
                          f"(paper:{set_name}/INDEX)")
-    return (_paper_graph(set_name, int(index_text)),)
+    return set_name, int(index_text)
+
+
+def _paper(body: str) -> tuple[RelationalGraph, ...]:
+    set_name, index = _paper_key(body)
+    if index is None:
+        return tuple(_paper_graph(set_name, i) for i in range(len(catalog.paper_set(set_name))))
+    return (_paper_graph(set_name, index),)
 
 
 def _brain(body: str) -> RelationalGraph:
     name, sep, variant = body.partition("/")
-    if sep and variant != "sym":
-        raise ValueError(f"brain network variant {variant!r}; allowed: brain:{name} or brain:{name}/sym")
-    graph = generators.brain_graph(name, symmetric=bool(sep))
+    if sep and variant not in ("sym", "published"):
+        raise ValueError(f"brain network variant {variant!r}; allowed: brain:{name}, "
+                         f"brain:{name}/sym or brain:{name}/published")
+    graph = generators.brain_graph(name, variant if sep else "graph2nn")
     spec = f"brain:{body}"
     return RelationalGraph.from_networkx(graph, spec=spec, name=body)
 

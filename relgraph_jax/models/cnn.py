@@ -5,9 +5,10 @@ from typing import Any
 
 import flax.linen as nn
 
+from relgraph_jax import relational
 from relgraph_jax.layers import MaskedConv
 from relgraph_jax.models.common import (LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, pooled_stem, same_padding, scaled, strided)
+                                        norm_layer, pooled_stem, same_padding, strided)
 
 
 class CNN(nn.Module):
@@ -15,17 +16,16 @@ class CNN(nn.Module):
     convs_per_stage x [graph 3x3 conv, BN, ReLU] (the first of each stage at stride 2),
     global average pool and a dense head with bias.
 
-    Stage widths are width x stage_ratios (64/128/256 in the paper); `width` is what budget
-    matching chooses, the stem keeps its fixed width.
+    `widths` are the stage widths (64/128/256 in the paper), what budget matching
+    chooses; the stem keeps its fixed width.
     """
     graph: Any
-    width: int = 64
+    widths: tuple = (64, 128, 256)
     stem_width: int = 64
-    stage_ratios: tuple = (1, 2, 4)
     convs_per_stage: int = 2
     num_classes: int = 1000
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -38,7 +38,7 @@ class CNN(nn.Module):
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
 
     def stage_widths(self) -> tuple[int, ...]:
-        return tuple(scaled(self.width, r) for r in self.stage_ratios)
+        return tuple(self.widths)
 
     def _convs(self):
         """(name, output channels, stride) of every graph conv, in order."""
@@ -49,13 +49,13 @@ class CNN(nn.Module):
     def layer_list(self, input_shape) -> tuple[Layer, ...]:
         h, w, c = image_shape(input_shape, "cnn8")
         h, w = strided(h, 2), strided(w, 2)
-        layers = [Layer("stem", "dense", c, self.stem_width, window=9, positions=h * w),
+        layers = [Layer("stem", "dense", c, self.stem_width, window=9, out_hw=(h, w)),
                   norm_layer("stem_bn", self.stem_width)]
         h, w = strided(h, 2), strided(w, 2)  # max-pool
         cin = self.stem_width
         for name, features, stride in self._convs():
             h, w = strided(h, stride), strided(w, stride)
-            layers += [Layer(name, "graph", cin, features, window=9, positions=h * w),
+            layers += [Layer(name, "graph", cin, features, window=9, out_hw=(h, w)),
                        norm_layer(f"{name}_bn", features)]
             cin = features
         layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))

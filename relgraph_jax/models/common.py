@@ -24,19 +24,25 @@ class Layer:
     kind: "graph" (weights kept where the graph's channel mask is 1), "dense",
     "depthwise" (one window per channel) or "norm" (BatchNorm scale and bias).
     path: the module path in the Flax parameter tree, "/"-joined.
-    window: kernel positions kh * kw; positions: output positions H * W it is applied at.
+    window: kernel positions kh * kw; out_hw: output (H, W) it is applied at.
+    flops_bias: the original code's FLOP count adds this layer's bias (its SE convs do).
     """
     path: str
     kind: str
     cin: int
     cout: int
     window: int = 1
-    positions: int = 1
+    out_hw: tuple = (1, 1)
     bias: bool = False
+    flops_bias: bool = False
 
     def __post_init__(self):
         if self.kind not in LAYER_KINDS:
             raise ValueError(f"layer {self.path}: unknown kind {self.kind!r}; allowed: {LAYER_KINDS}")
+
+    @property
+    def positions(self) -> int:
+        return self.out_hw[0] * self.out_hw[1]
 
 
 def norm_layer(path: str, channels: int) -> Layer:

@@ -3,12 +3,16 @@
 The expand and project 1x1 convs of every MBConv block carry the graph; the stem, the
 depthwise convs, squeeze-and-excitation and the head stay dense.
 
-Width rule: `width` is the last stage's width (320 for B0) and every stage keeps its B0
-ratio to it, rounded to whole channels: stage i has round(base_widths[i] * width /
-base_widths[-1]) channels, base_widths being B0's (16, 24, 40, 80, 112, 192, 320). One
-step of `width` is then the finest change that keeps the ratios, so budget matching can
-land within one channel of the last stage. Expansion widths follow the block's input
-(input x expand ratio, as in B0); stem and head keep their fixed widths.
+Widths: `widths` are the stage output widths (B0's 16, 24, 40, 80, 112, 192, 320 by
+default), what budget matching chooses; stem and head keep their fixed widths. The
+expansion width of a block follows one of two rules:
+- "per_block" (standard B0): the block's input width x the stage's expand ratio;
+- "per_stage" (the original code's graph models): B0's own stage width x the expand
+  ratio (144, 240, 480, ...) for every block of the stage, whatever `widths` is; a
+  stage with ratio 1 has no expansion.
+The original code trained the complete-graph baseline as standard B0 and every other
+graph "per_stage" (models.build picks this with model.expansion="graph2nn"). A block has
+an identity skip iff it keeps its input's shape (stride 1, same width), as in B0.
 """
 from __future__ import annotations
 
@@ -17,18 +21,24 @@ from typing import Any
 
 import flax.linen as nn
 
+from relgraph_jax import relational
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
 from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, same_padding, scaled, strided)
+                                        norm_layer, same_padding, strided)
 
 ACTIVATIONS = {"swish": nn.swish, "relu": nn.relu}
+EXPANSIONS = ("per_block", "per_stage")
 
 
 @dataclasses.dataclass(frozen=True)
 class MBConvPlan:
-    """One MBConv block: channels in, expanded, out; kernel, stride; SE width (0: none); skip."""
+    """One MBConv block: channels in, expanded, out; kernel, stride; SE width (0: none); skip.
+
+    expand: whether a 1x1 conv expands cin to `expanded` (else expanded == cin).
+    """
     name: str
     cin: int
+    expand: bool
     expanded: int
     cout: int
     kernel: int
@@ -43,13 +53,13 @@ class MBConv(nn.Module):
     plan: MBConvPlan
     activation: str = "swish"
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
 
     @nn.compact
     def __call__(self, x, train: bool):
         p, act = self.plan, ACTIVATIONS[self.activation]
         y = x
-        if p.expanded != p.cin:
+        if p.expand:
             y = MaskedConv(p.expanded, (1, 1), self.graph, impl=self.impl,
                            partition=self.partition, name="expand")(y)
             y = act(batch_norm(train, "expand_bn")(y))
@@ -69,11 +79,11 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     """3x3 stride-2 stem, MBConv stages, 1x1 head conv (head_width), pool, dense head.
 
-    A block keeps an identity skip iff it is not the first of its stage (B0's rule: only
-    those keep their input's shape), so the layers do not depend on `width`.
+    base_widths are B0's stage widths, which the "per_stage" expansion rule reads.
     """
     graph: Any
-    width: int = 320
+    widths: tuple = (16, 24, 40, 80, 112, 192, 320)
+    expansion: str = "per_block"
     stem_width: int = 32
     base_widths: tuple = (16, 24, 40, 80, 112, 192, 320)
     depths: tuple = (1, 2, 2, 3, 3, 4, 1)
@@ -85,7 +95,7 @@ class EfficientNet(nn.Module):
     activation: str = "swish"
     num_classes: int = 1000
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -101,40 +111,51 @@ class EfficientNet(nn.Module):
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
 
     def stage_widths(self) -> tuple[int, ...]:
-        return tuple(scaled(self.width, w / self.base_widths[-1]) for w in self.base_widths)
+        return tuple(self.widths)
 
     def blocks(self) -> list[MBConvPlan]:
+        if self.expansion not in EXPANSIONS:
+            raise ValueError(f"EfficientNet: unknown expansion rule {self.expansion!r}; "
+                             f"allowed: {EXPANSIONS}")
         plans, cin = [], self.stem_width
-        stages = zip(self.stage_widths(), self.depths, self.kernels, self.strides, self.expand_ratios)
-        for s, (cout, depth, kernel, stride, ratio) in enumerate(stages):
+        stages = zip(self.widths, self.base_widths, self.depths, self.kernels, self.strides,
+                     self.expand_ratios)
+        for s, (cout, base, depth, kernel, stride, ratio) in enumerate(stages):
             for b in range(depth):
-                block_in = cin if b == 0 else cout
+                block_in, block_stride = (cin, stride) if b == 0 else (cout, 1)
+                if self.expansion == "per_block" or int(ratio) == 1:
+                    expanded = int(block_in * ratio)
+                    expand = expanded != block_in
+                else:
+                    expanded, expand = int(base * ratio), True
                 se = max(1, int(block_in * self.se_ratio)) if self.se_ratio > 0 else 0
-                plans.append(MBConvPlan(f"stage{s}_block{b}", block_in, scaled(block_in, ratio), cout,
-                                        kernel, stride if b == 0 else 1, se, skip=b > 0))
+                plans.append(MBConvPlan(f"stage{s}_block{b}", block_in, expand, expanded, cout, kernel,
+                                        block_stride, se, skip=block_stride == 1 and block_in == cout))
             cin = cout
         return plans
 
     def layer_list(self, input_shape) -> tuple[Layer, ...]:
         h, w, c = image_shape(input_shape, "efficientnet")
         h, w = strided(h, 2), strided(w, 2)
-        layers = [Layer("stem", "dense", c, self.stem_width, window=9, positions=h * w),
+        layers = [Layer("stem", "dense", c, self.stem_width, window=9, out_hw=(h, w)),
                   norm_layer("stem_bn", self.stem_width)]
         plans = self.blocks()
         for p in plans:
             path = p.name + "/"
-            if p.expanded != p.cin:
-                layers += [Layer(path + "expand", "graph", p.cin, p.expanded, 1, h * w),
+            if p.expand:
+                layers += [Layer(path + "expand", "graph", p.cin, p.expanded, 1, (h, w)),
                            norm_layer(path + "expand_bn", p.expanded)]
             h, w = strided(h, p.stride), strided(w, p.stride)
-            layers += [Layer(path + "dw", "depthwise", p.expanded, p.expanded, p.kernel ** 2, h * w),
+            layers += [Layer(path + "dw", "depthwise", p.expanded, p.expanded, p.kernel ** 2, (h, w)),
                        norm_layer(path + "dw_bn", p.expanded)]
             if p.se:
-                layers += [Layer(path + "se_reduce", "dense", p.expanded, p.se, bias=True),
-                           Layer(path + "se_expand", "dense", p.se, p.expanded, bias=True)]
-            layers += [Layer(path + "project", "graph", p.expanded, p.cout, 1, h * w),
+                layers += [Layer(path + "se_reduce", "dense", p.expanded, p.se, bias=True,
+                                 flops_bias=True),
+                           Layer(path + "se_expand", "dense", p.se, p.expanded, bias=True,
+                                 flops_bias=True)]
+            layers += [Layer(path + "project", "graph", p.expanded, p.cout, 1, (h, w)),
                        norm_layer(path + "project_bn", p.cout)]
-        layers += [Layer("head_conv", "dense", plans[-1].cout, self.head_width, 1, h * w),
+        layers += [Layer("head_conv", "dense", plans[-1].cout, self.head_width, 1, (h, w)),
                    norm_layer("head_bn", self.head_width),
                    Layer("head", "dense", self.head_width, self.num_classes, bias=True)]
         return tuple(layers)

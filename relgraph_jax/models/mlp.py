@@ -6,6 +6,7 @@ from typing import Any
 
 import flax.linen as nn
 
+from relgraph_jax import relational
 from relgraph_jax.layers import MaskedDense
 from relgraph_jax.models.common import LINEAR_INIT, Layer, batch_norm, image_shape, norm_layer
 
@@ -14,16 +15,16 @@ class MLP(nn.Module):
     """Flattened image -> dense stem (stem_width) -> depth x [graph layer (width), BN, ReLU] -> head.
 
     Only the head has a bias. All linear layers, the graph layers included, start from
-    N(0, 0.01) as in the original code. `width` is the hidden width d that budget
+    N(0, 0.01) as in the original code. `widths` = (d,): the hidden width d that budget
     matching chooses; the stem keeps its fixed width.
     """
     graph: Any
-    width: int = 512
+    widths: tuple = (512,)
     stem_width: int = 512
     depth: int = 3
     num_classes: int = 10
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -31,13 +32,13 @@ class MLP(nn.Module):
         x = nn.Dense(self.stem_width, use_bias=False, kernel_init=LINEAR_INIT, name="stem")(x)
         x = nn.relu(batch_norm(train, "stem_bn")(x))
         for i in range(self.depth):
-            x = MaskedDense(self.width, self.graph, impl=self.impl, partition=self.partition,
+            x = MaskedDense(self.widths[0], self.graph, impl=self.impl, partition=self.partition,
                             kernel_init=LINEAR_INIT, name=f"graph{i}")(x)
             x = nn.relu(batch_norm(train, f"graph{i}_bn")(x))
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
 
     def stage_widths(self) -> tuple[int, ...]:
-        return (self.width,)
+        return tuple(self.widths)
 
     def layer_list(self, input_shape) -> tuple[Layer, ...]:
         features = math.prod(image_shape(input_shape, "mlp"))
@@ -45,8 +46,8 @@ class MLP(nn.Module):
                   norm_layer("stem_bn", self.stem_width)]
         cin = self.stem_width
         for i in range(self.depth):
-            layers += [Layer(f"graph{i}", "graph", cin, self.width),
-                       norm_layer(f"graph{i}_bn", self.width)]
-            cin = self.width
+            layers += [Layer(f"graph{i}", "graph", cin, self.widths[0]),
+                       norm_layer(f"graph{i}_bn", self.widths[0])]
+            cin = self.widths[0]
         layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))
         return tuple(layers)

@@ -4,8 +4,9 @@ Which convs carry the graph (the rest stay dense):
 - "basic" (ResNet-34): both 3x3 convs of every block and the 1x1 projection shortcut.
 - "separable" (ResNet-34-sep): each 3x3 conv becomes a dense 3x3 depthwise conv followed
   by a graph 1x1 pointwise conv; the projection shortcut is a graph conv too.
-- "bottleneck" (ResNet-50): all three convs (1x1, 3x3, 1x1; inner width = output / 4,
-  stride on the 3x3); the projection shortcut stays dense.
+- "bottleneck" (ResNet-50): all three convs (1x1, 3x3, 1x1; inner width = output / 4
+  rounded half to even as Python's round, stride on the 3x3); the projection shortcut
+  stays dense.
 The last BatchNorm of every block can start at zero scale (the paper's ImageNet recipe).
 """
 from __future__ import annotations
@@ -16,12 +17,18 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+from relgraph_jax import relational
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
 from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, pooled_stem, same_padding, scaled, strided)
+                                        norm_layer, pooled_stem, same_padding, strided)
 
 BLOCKS = ("basic", "separable", "bottleneck")
 BOTTLENECK_EXPANSION = 4
+
+
+def bottleneck_inner(out_width: int) -> int:
+    """A bottleneck's inner width: round(output / 4), Python's round as the original code."""
+    return max(1, int(round(out_width / BOTTLENECK_EXPANSION)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +51,7 @@ class _Block(nn.Module):
     graph: Any
     plan: BlockPlan
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
     zero_init_last_bn: bool = True
 
     def graph_conv(self, features: int, kernel: int, stride: int, name: str) -> MaskedConv:
@@ -108,10 +115,9 @@ BLOCK_MODULES = {"basic": BasicBlock, "separable": SeparableBlock, "bottleneck":
 def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer], int, int]:
     """The weight layers of one block with input size h x w, and its output size."""
     ho, wo = strided(h, p.stride), strided(w, p.stride)
-    out = ho * wo
 
-    def conv(name, kind, cin, cout, window, positions=out):
-        return Layer(f"{p.name}/{name}", kind, cin, cout, window, positions)
+    def conv(name, kind, cin, cout, window, out_hw=(ho, wo)):
+        return Layer(f"{p.name}/{name}", kind, cin, cout, window, out_hw)
 
     def norm(name, channels):
         return norm_layer(f"{p.name}/{name}", channels)
@@ -125,7 +131,7 @@ def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer],
                   conv("dw2", "depthwise", p.cout, p.cout, 9),
                   conv("pw2", "graph", p.cout, p.cout, 1), norm("bn2", p.cout)]
     else:  # the first 1x1 runs before the strided 3x3, at the input's size
-        layers = [conv("conv1", "graph", p.cin, p.width, 1, h * w), norm("bn1", p.width),
+        layers = [conv("conv1", "graph", p.cin, p.width, 1, (h, w)), norm("bn1", p.width),
                   conv("conv2", "graph", p.width, p.width, 9), norm("bn2", p.width),
                   conv("conv3", "graph", p.width, p.cout, 1), norm("bn3", p.cout)]
     if p.shortcut == "projection":
@@ -137,24 +143,24 @@ def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer],
 class ResNet(nn.Module):
     """7x7 stride-2 stem (stem_width) + 3x3 stride-2 max-pool, residual stages, pool, dense head.
 
-    Stage s has depths[s] blocks of width `width x stage_ratios[s]` (the bottleneck's inner
-    width; its output is 4x that); the first block of stages after the first has stride 2
-    and a projection shortcut. `width` is what budget matching chooses; the stem keeps its
-    fixed width. stage1_projection decides the shortcut of the very first block, whose
-    input is the stem: None projects iff the channel counts differ (the original code);
-    True always projects; False keeps an identity, zero-padded to the block's width.
+    Stage s has depths[s] blocks with output width widths[s] (the original code's
+    per-stage widths: for the bottleneck these are the outputs, 4x the inner width); the
+    first block of stages after the first has stride 2 and a projection shortcut. `widths`
+    is what budget matching chooses; the stem keeps its fixed width. stage1_projection
+    decides the shortcut of the very first block, whose input is the stem: None projects
+    iff the channel counts differ (the original code); True always projects; False keeps
+    an identity, zero-padded to the block's width.
     """
     graph: Any
-    width: int = 64
+    widths: tuple = (64, 128, 256, 512)
     block: str = "basic"
     depths: tuple = (3, 4, 6, 3)
-    stage_ratios: tuple = (1, 2, 4, 8)
     stem_width: int = 64
     stage1_projection: Optional[bool] = None
     zero_init_last_bn: bool = True
     num_classes: int = 1000
     impl: str = "mask"
-    partition: str = "contiguous"
+    partition: str = relational.DEFAULT_PARTITION
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -167,16 +173,15 @@ class ResNet(nn.Module):
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
 
     def stage_widths(self) -> tuple[int, ...]:
-        return tuple(scaled(self.width, r) for r in self.stage_ratios)
+        return tuple(self.widths)
 
     def blocks(self) -> list[BlockPlan]:
         """The plan of every block, in order; raises ValueError for an impossible shortcut."""
         if self.block not in BLOCK_MODULES:
             raise ValueError(f"ResNet: unknown block type {self.block!r}; allowed: {BLOCKS}")
-        expansion = BOTTLENECK_EXPANSION if self.block == "bottleneck" else 1
         plans, cin = [], self.stem_width
-        for s, (depth, stage_width) in enumerate(zip(self.depths, self.stage_widths())):
-            cout = expansion * stage_width
+        for s, (depth, cout) in enumerate(zip(self.depths, self.widths)):
+            inner = bottleneck_inner(cout) if self.block == "bottleneck" else cout
             for b in range(depth):
                 name = f"stage{s}_block{b}"
                 stride = 2 if s > 0 and b == 0 else 1
@@ -193,14 +198,14 @@ class ResNet(nn.Module):
                         "projection shortcut (model shortcut_rule='per_width')")
                 else:
                     shortcut = "identity" if cin == cout else "pad"
-                plans.append(BlockPlan(name, cin, stage_width, cout, stride, shortcut))
+                plans.append(BlockPlan(name, cin, inner, cout, stride, shortcut))
                 cin = cout
         return plans
 
     def layer_list(self, input_shape) -> tuple[Layer, ...]:
         h, w, c = image_shape(input_shape, "resnet")
         h, w = strided(h, 2), strided(w, 2)
-        layers = [Layer("stem", "dense", c, self.stem_width, window=49, positions=h * w),
+        layers = [Layer("stem", "dense", c, self.stem_width, window=49, out_hw=(h, w)),
                   norm_layer("stem_bn", self.stem_width)]
         h, w = strided(h, 2), strided(w, 2)  # max-pool
         plans = self.blocks()

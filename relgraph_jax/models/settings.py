@@ -12,16 +12,17 @@ from typing import Any, Iterator, Mapping
 
 import ml_collections
 
-from relgraph_jax.models.efficientnet import ACTIVATIONS
+from relgraph_jax.models.efficientnet import ACTIVATIONS, EXPANSIONS
 from relgraph_jax.models.resnet import BLOCKS as RESNET_BLOCKS
 from relgraph_jax.ops import CONV_IMPLS, IMPLS
-from relgraph_jax.relational import PARTITIONS
+from relgraph_jax.relational import DEFAULT_PARTITION, PARTITIONS
 
-SHORTCUT_RULES = ("reference", "per_width")
+SHORTCUT_RULES = ("per_width", "padded_identity")
+EFFICIENTNET_EXPANSIONS = ("graph2nn",) + EXPANSIONS
 
-_COMMON = dict(impl="mask", partition="contiguous")
+_COMMON = dict(impl="mask", partition=DEFAULT_PARTITION)
 _RESNET = dict(nodes=64, width=64, num_classes=1000, depths=(3, 4, 6, 3), stage_ratios=(1, 2, 4, 8),
-               stem_width=64, zero_init_last_bn=True, shortcut_rule="reference")
+               stem_width=64, zero_init_last_bn=True, shortcut_rule="per_width")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": dict(nodes=64, width=512, num_classes=10, stem_width=512, depth=3),
@@ -34,7 +35,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                             base_widths=(16, 24, 40, 80, 112, 192, 320),
                             depths=(1, 2, 2, 3, 3, 4, 1), kernels=(3, 3, 5, 3, 5, 5, 3),
                             strides=(1, 2, 2, 2, 1, 2, 1), expand_ratios=(1, 6, 6, 6, 6, 6, 6),
-                            se_ratio=0.25, head_width=1280, activation="swish"),
+                            se_ratio=0.25, head_width=1280, activation="swish",
+                            expansion="graph2nn"),
 }
 FAMILIES = tuple(DEFAULTS)
 
@@ -173,6 +175,7 @@ def _check_efficientnet(s: Mapping) -> None:
     for field in ("stem_width", "head_width"):
         _positive_int(s, field)
     _choice(s, "activation", tuple(ACTIVATIONS))
+    _choice(s, "expansion", EFFICIENTNET_EXPANSIONS)
     _sequence(s, "base_widths")
     stages = len(s["base_widths"])
     for field in ("depths", "kernels", "strides"):
