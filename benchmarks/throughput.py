@@ -114,11 +114,11 @@ def time_step(config, variant_list, steps: int) -> dict:
         run_all()
         best = min(best, time.perf_counter() - t0)
     return {"build_s": build_s, "compile_s": compile_s, "seconds": best,
-            "buckets": [(b.slots, b.width, max(relational.max_in_degree(v.graph) for v in b.variants))
+            "buckets": [(b.slots, b.widths, max(relational.max_in_degree(v.graph) for v in b.variants))
                         for b in run.buckets], "peak_bytes": peak}
 
 
-def executed_macs(config, width: int, degree_slots: int) -> int:
+def executed_macs(config, width, degree_slots: int) -> int:
     """MACs per sample that one slot of a bucket really computes: every dense layer in full,
     a graph layer as its whole dense kernel (mask path) or every kernel slot (gather)."""
     nodes, impl = config.model.nodes, config.model.impl

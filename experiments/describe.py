@@ -5,9 +5,14 @@ r"""Lists every variant of an experiment config as JSON lines, without data or c
       --config.graphs='paper:n64_52;complete:n=64' --config.seeds=1
 
 One line per variant (graphs x hyper-parameter grid x seeds, numbered as the trainer
-numbers them) with the graph spec, C, L, seed, budget-matched base width and stage
-widths, MACs and parameters, and the complete graph's MACs and parameters. Widths come
-from relgraph_jax.budget (counted from the layer list); no model is initialised.
+numbers them) with the graph spec, C, L, seed, budget-matched stage widths, MACs and
+parameters, the complete graph's MACs and parameters, the FLOPs matching counts and their
+target (the complete graph's). Beside them, what the original
+code (graph2nn) logged for the same run: `graph2nn_width` (its width list's first entry:
+the MLP's hidden width, stage 1 of the CNN and ResNets, ResNet-50's stage-1 output,
+EfficientNet's stage 1) and `gflops` (its FLOP count / 1e9, rounded to 3 decimals as it
+rounds). Widths come from relgraph_jax.budget (counted from the layer list); no model is
+initialised.
 """
 from __future__ import annotations
 
@@ -21,20 +26,18 @@ from ml_collections import config_flags
 
 def describe(config) -> list[dict]:
     """One record per variant of `config` (see the module docstring for the fields)."""
-    from relgraph_jax import budget, models
+    from relgraph_jax import budget
     from relgraph_jax.train import variants as variants_lib
 
     grid_names, _ = variants_lib.grid_combinations(config)
     shape = tuple(config.input_shape)
-    stage_widths = {}
     records = []
     for v in variants_lib.build_variants(config):
-        key = (v.graph, v.width)
-        if key not in stage_widths:
-            stage_widths[key] = list(models.build(config.model, v.graph, v.width).stage_widths())
-        cost = budget.count(config.model, v.graph, v.width, shape)
+        cost = budget.count(config.model, v.graph, v.widths, shape)
         record = v.record_fields(config.model.name, grid_names)
-        record.update(nodes=v.graph.n, density=float(v.graph.density), widths=stage_widths[key],
+        record.update(nodes=v.graph.n, density=float(v.graph.density),
+                      graph2nn_width=cost.width, gflops=cost.gflops, flops=cost.flops,
+                      target_flops=cost.target_flops,
                       complete_macs=cost.complete_macs, complete_params=cost.complete_params)
         records.append({k: _finite(x) for k, x in record.items()})
     return records

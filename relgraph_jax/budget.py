@@ -157,8 +157,8 @@ def _cost(s, graph, widths: tuple, shape) -> tuple[int, int, int]:
         if layer.kind == "graph":
             io = (layer.cin, layer.cout)
             if io not in kept:
-                kept[io] = kept_weights(_adjacency(relational.layer_graph(graph, *io)), *io,
-                                        s.partition)
+                layer_graph = relational.layer_graph(graph, *io, layer=f"{s.name}: layer {layer.path}")
+                kept[io] = kept_weights(_adjacency(layer_graph), *io, s.partition)
             weights = layer.window * kept[io]
             dense = layer.window * layer.cin * layer.cout
             h, w = layer.out_hw

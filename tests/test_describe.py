@@ -65,15 +65,15 @@ def test_describe_lists_every_variant_with_its_budget(name):
     assert [r["variant"] for r in records] == list(range(n_graphs * config.seeds))
     assert {r["seed"] for r in records} == set(range(config.seeds))
     complete = f"complete:n={config.model.nodes}"
+    defaults = list(models.default_widths(config.model))
     for r in records:
         assert r["model"] == config.model.name and r["nodes"] == config.model.nodes
-        assert r["macs"] >= r["complete_macs"]
+        assert r["flops"] >= r["target_flops"]  # graph2nn's search ends at or above the budget
+        assert r["gflops"] == round(r["flops"] / 1e9, 3) and r["graph2nn_width"] == r["widths"][0]
         if r["graph"] == complete:
-            assert (r["width"], r["macs"], r["params"]) == (config.model.width, r["complete_macs"],
-                                                           r["complete_params"])
-        else:
-            assert r["width"] > config.model.width
-        assert len(r["widths"]) == {"mlp": 1, "cnn8": 3, "efficientnet_b0": 7}.get(
+            assert (r["widths"], r["macs"], r["params"], r["flops"]) == (
+                defaults, r["complete_macs"], r["complete_params"], r["target_flops"])
+        assert len(r["widths"]) == len(defaults) == {"mlp": 1, "cnn8": 3, "efficientnet_b0": 7}.get(
             config.model.name, 4)
     spec, c, l = BEST[name]
     best = next(r for r in records if r["graph"] == spec)

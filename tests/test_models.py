@@ -161,15 +161,40 @@ def test_stage_widths_keep_the_paper_ratios():
     cfg = models.default_config("efficientnet_b0")
     assert models.build(cfg, "complete:n=16").stage_widths() == (16, 24, 40, 80, 112, 192, 320)
     assert models.build(cfg, "complete:n=16", 640).stage_widths() == (32, 48, 80, 160, 224, 384, 640)
+    # ResNet-50's base width is the inner one; its stage widths are the outputs (4x).
     resnet50 = models.build(models.default_config("resnet50"), "complete:n=64", 70)
-    assert resnet50.stage_widths() == (70, 140, 280, 560)
-    assert [p.cout for p in resnet50.blocks()][:4] == [280, 280, 280, 560]
+    assert resnet50.stage_widths() == (280, 560, 1120, 2240)
+    assert [(p.width, p.cout) for p in resnet50.blocks()][2:4] == [(70, 280), (140, 560)]
+
+
+def test_resnet50_inner_width_is_the_output_over_4_rounded_half_to_even():
+    """graph2nn: inner = int(round(out / 4)), Python's round: 139.25 -> 139, 139.5 -> 140,
+    138.5 -> 138."""
+    widths = (557, 558, 554, 1000)
+    resnet50 = models.build(models.default_config("resnet50"), "complete:n=64", widths)
+    firsts = [p for p in resnet50.blocks() if p.name.endswith("block0")]
+    assert [(p.width, p.cout) for p in firsts] == [(139, 557), (140, 558), (138, 554), (250, 1000)]
+
+
+def test_efficientnet_expansion_widths_follow_the_original_code():
+    """graph2nn's graph models expand every block of stage i to B0's width x ratio (144 in
+    stage 1, even for its first block, whose input is 16 wide); its complete-graph baseline
+    is standard B0 (input x ratio: 96 there)."""
+    cfg = models.default_config("efficientnet_b0")
+    graph = models.build(cfg, "paper:n16_48/42", (30, 42, 74, 145, 203, 348, 580)).blocks()
+    complete = models.build(cfg, "complete:n=16").blocks()
+    assert [p.expanded for p in graph[:4]] == [32, 144, 144, 240]
+    assert [p.expand for p in graph[:2]] == [False, True]
+    assert [p.expanded for p in complete[:4]] == [32, 96, 144, 144]
+    assert [p.se for p in graph[:4]] == [8, 7, 10, 10]  # int(block input x 0.25)
+    cfg.expansion = "per_block"
+    assert [p.expanded for p in models.build(cfg, "paper:n16_48/42").blocks()[:4]] == [32, 96, 144, 144]
 
 
 @pytest.mark.parametrize("name", list(TINY))
 def test_wider_variants_have_the_same_layers(name):
-    """Narrower widths pad into wider ones: same tree, every leaf no larger (budget-matched
-    variants of one config share one program)."""
+    """Within one model structure, narrower widths pad into wider ones: same tree, every
+    leaf no larger (budget-matched variants of one structure share one program)."""
     cfg = tiny_config(name)
     x = jnp.zeros((1,) + SHAPE)
 
@@ -177,14 +202,17 @@ def test_wider_variants_have_the_same_layers(name):
         model = models.build(cfg, TINY[name][1], width)
         return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
 
-    narrow, wide = shapes(cfg.width), shapes(cfg.width + 3)
+    # Both wider than the stem, so ResNets project in their first block at both widths.
+    assert models.structure(cfg, TINY[name][1], cfg.width + 1) == \
+        models.structure(cfg, TINY[name][1], cfg.width + 4)
+    narrow, wide = shapes(cfg.width + 1), shapes(cfg.width + 4)
     assert jax.tree.structure(narrow) == jax.tree.structure(wide)
     assert all(all(a <= b for a, b in zip(n.shape, w.shape))
                for n, w in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide)))
     assert any(n.shape != w.shape for n, w in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide)))
 
 
-def graph_masks(model, graph, partition="contiguous"):
+def graph_masks(model, graph, partition=relational.DEFAULT_PARTITION):
     """The "masks" collection of a model, built from its layer list and the graph."""
     masks = {}
     for layer in model.layer_list(SHAPE):
@@ -201,6 +229,7 @@ def test_zero_padded_resnet_computes_the_narrow_one():
     embedded in a wider model by zero padding (the trainer's rule) gives the same logits,
     in training and in evaluation mode."""
     cfg = tiny_config("resnet34")
+    cfg.shortcut_rule = "padded_identity"
     graph = relational.as_graph("ring:n=4,k=2")
     narrow, wide = models.build(cfg, graph), models.build(cfg, graph, width=7)
     assert [p.shortcut for p in wide.blocks()][:2] == ["pad", "identity"]
@@ -258,11 +287,12 @@ def test_default_models_have_the_published_parameter_counts(name, params):
 
 
 def test_per_width_rule_adds_a_stage1_projection():
-    cfg = models.default_config("resnet34")
-    assert models.build(cfg, "complete:n=64", 80).blocks()[0].shortcut == "pad"
-    cfg.shortcut_rule = "per_width"
+    cfg = models.default_config("resnet34")  # the default rule: the original code's
     assert models.build(cfg, "complete:n=64", 80).blocks()[0].shortcut == "projection"
     assert models.build(cfg, "complete:n=64", 64).blocks()[0].shortcut == "identity"
+    assert models.structure(cfg, "complete:n=64", 80) != models.structure(cfg, "complete:n=64", 64)
+    cfg.shortcut_rule = "padded_identity"
+    assert models.build(cfg, "complete:n=64", 80).blocks()[0].shortcut == "pad"
     assert models.build(models.default_config("resnet50"), "complete:n=64").blocks()[0].shortcut == "projection"
 
 
@@ -282,10 +312,16 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"cnn8: model.impl='gather' is not allowed; expected one of "
                                          r"\['mask', 'blocks'\]"):
         models.build({"name": "cnn8", "impl": "gather"}, "complete:n=64")
-    with pytest.raises(ValueError, match="efficientnet_b0: layer stage0_block0/project has 8 output "
-                                         "channels, fewer than the graph's 16 nodes"):
-        models.build(models.default_config("efficientnet_b0"), "complete:n=16", width=160)
+    with pytest.raises(ValueError, match="efficientnet_b0: layer stage0_block0/project: 32 -> 8 "
+                                         "channels, fewer than the graph's 16 nodes, and graph "
+                                         "'edges:n=16,0-1' has no recipe"):
+        models.build(models.default_config("efficientnet_b0"), "edges:n=16,0-1", width=160)
+    with pytest.raises(ValueError, match=r"cnn8: widths must be 3 positive integers \(one per stage\), "
+                                         r"got \(64, 128\)"):
+        models.build(models.default_config("cnn8"), "complete:n=64", width=(64, 128))
+    padded = models.default_config("resnet34")
+    padded.shortcut_rule = "padded_identity"
     with pytest.raises(ValueError, match="stage0_block0: width 32 is below the stem's 64 channels"):
-        models.build(models.default_config("resnet34"), "complete:n=64", width=32)
+        models.build(padded, "complete:n=64", width=32)
     with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
         models.build(models.default_config("mlp"), "complete:n=64", width=0)

@@ -67,13 +67,24 @@ def np_conv_grads(x, kernel, r, stride, pad):
 # ---------- relational: partition, mask, blocks ----------
 
 def test_group_sizes_contiguous_and_permuted_by_hand():
-    np.testing.assert_array_equal(relational.group_sizes(10, 4), [3, 3, 2, 2])
+    np.testing.assert_array_equal(relational.group_sizes(10, 4, "contiguous"), [3, 3, 2, 2])
     # numpy seed-1 permutation of 4 items is [3, 2, 0, 1]: sizes [2, 2, 3, 3]
     np.testing.assert_array_equal(relational.group_sizes(10, 4, "permuted"), [2, 2, 3, 3])
     # of 6 items [2, 1, 4, 0, 3, 5]: [3, 3, 2, 2, 2, 2] -> [2, 3, 2, 3, 2, 2]
     np.testing.assert_array_equal(relational.group_sizes(14, 6, "permuted"), [2, 3, 2, 3, 2, 2])
     np.testing.assert_array_equal(relational.group_sizes(512, 64, "permuted"), [8] * 64)
-    np.testing.assert_array_equal(relational.channel_nodes(5, 2), [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(relational.channel_nodes(5, 2, "contiguous"), [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(relational.group_sizes(10, 4), [2, 2, 3, 3])  # the default
+
+
+def test_permuted_mask_of_a_path_by_hand():
+    """Path 0-1-2-3, 10 -> 6 channels, the default (graph2nn's) split: input sizes
+    [3, 3, 2, 2] permuted to [2, 2, 3, 3], output [2, 2, 1, 1] to [1, 1, 2, 2]. Entry
+    (input a, output b) is kept iff node(a) and node(b) are equal or adjacent."""
+    path = RelationalGraph.from_spec("edges:n=4,0-1,1-2,2-3")
+    expected = np.array([[1, 1, 0, 0, 0, 0]] * 2 + [[1, 1, 1, 1, 0, 0]] * 2
+                        + [[0, 1, 1, 1, 1, 1]] * 3 + [[0, 0, 1, 1, 1, 1]] * 3, np.float32)
+    np.testing.assert_array_equal(relational.layer_mask(path, 10, 6), expected)
 
 
 @pytest.mark.parametrize("graph", [UNDIRECTED, DIRECTED], ids=["undirected", "directed"])
@@ -106,7 +117,7 @@ def test_mask_density_is_the_paper_formula():
 
 
 def test_block_structure_lists_only_connected_pairs_sorted_by_output():
-    structure = relational.block_structure(UNDIRECTED, 17, 16)
+    structure = relational.block_structure(UNDIRECTED, 17, 16, "contiguous")
     g = UNDIRECTED.to_networkx()
     expected = {(u, v) for u in range(8) for v in range(8) if u == v or g.has_edge(u, v)}
     pairs = list(zip(structure.src.tolist(), structure.dst.tolist()))
@@ -119,16 +130,16 @@ def test_block_structure_lists_only_connected_pairs_sorted_by_output():
 
 
 def test_too_few_channels_names_layer_and_counts():
-    graph = RelationalGraph.from_spec("complete:n=64")
-    with pytest.raises(ValueError, match="MaskedDense: 64 nodes but only 32 input channels; "
-                                         "need at least as many channels as nodes"):
-        relational.layer_mask(graph, 32, 64, layer="MaskedDense")
-    with pytest.raises(ValueError, match="64 nodes but only 10 output channels"):
-        relational.block_structure(graph, 64, 10)
+    path = RelationalGraph.from_spec("edges:n=4,0-1,1-2,2-3")
+    with pytest.raises(ValueError, match=r"MaskedDense: 2 -> 4 channels, fewer than the graph's 4 "
+                                         r"nodes, and graph 'edges:n=4,0-1,1-2,2-3' has no recipe"):
+        relational.layer_mask(path, 2, 4, layer="MaskedDense")
+    with pytest.raises(ValueError, match="4 nodes but only 3 output channels"):
+        relational.group_sizes(3, 4, side="output")
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ValueError, match="unknown partition 'random'; allowed: contiguous, permuted"):
+    with pytest.raises(ValueError, match="unknown partition 'random'; allowed: permuted, contiguous"):
         relational.layer_mask(UNDIRECTED, 16, 16, "random")
     with pytest.raises(ValueError, match="L1: unknown impl 'sparse'; allowed: mask, blocks"):
         ops.check_impl("sparse", "L1")
@@ -281,16 +292,16 @@ def test_graph_init_std_and_zero_off_graph():
 def test_gather_tables_by_hand():
     # 4-node path 0-1-2-3 (undirected), 8 -> 6 channels: input groups of 2, output 2,2,1,1.
     path = RelationalGraph.from_spec("edges:n=4,0-1,1-2,2-3")
-    t = relational.gather_tables(path, 8, 6)
+    t = relational.gather_tables(path, 8, 6, "contiguous")
     assert t.reads.shape == (4, 3, 2)  # the largest in-degree is 3 (node 1, node 2, self included)
     # node 0 reads nodes 0, 1 (then an empty slot); indices are channel + 1, 0 = a zero.
     np.testing.assert_array_equal(t.reads[0], [[1, 2], [3, 4], [0, 0]])
     np.testing.assert_array_equal(t.reads[2], [[3, 4], [5, 6], [7, 8]])
     np.testing.assert_array_equal(t.out_node, [1, 1, 2, 2, 3, 4])
     np.testing.assert_array_equal(t.out_slot, [0, 1, 0, 1, 0, 0])
-    assert relational.gather_tables(path, 8, 6, degree_slots=5).reads.shape == (4, 5, 2)
+    assert relational.gather_tables(path, 8, 6, "contiguous", degree_slots=5).reads.shape == (4, 5, 2)
     with pytest.raises(ValueError, match=r"degree_slots=2 is below the graph's largest in-degree 3"):
-        relational.gather_tables(path, 8, 6, degree_slots=2)
+        relational.gather_tables(path, 8, 6, "contiguous", degree_slots=2)
 
 
 @pytest.mark.parametrize("graph,partition,in_c,out_c", CASES, ids=CASE_IDS)

@@ -98,8 +98,11 @@ def test_per_variant_hyperparams_under_vmap():
     np.testing.assert_allclose(np.asarray(upd[:, 0]), [-0.1, -0.2, -0.3], rtol=1e-6)
 
 
-def _variants_of_widths(widths):
-    return [variants_lib.Variant(i, None, 0, 0.1, 0.0, w, 0, 0) for i, w in enumerate(widths)]
+def _variants_of_widths(widths, structures=None):
+    """Variants of one-stage widths (ints) or width lists (tuples), with optional structures."""
+    structures = structures or [()] * len(widths)
+    return [variants_lib.Variant(i, None, 0, 0.1, 0.0, w if isinstance(w, tuple) else (w,), 0, 0, st)
+            for i, (w, st) in enumerate(zip(widths, structures))]
 
 
 def _brute_force_cost(widths, k, cost):
@@ -117,7 +120,7 @@ def _brute_force_cost(widths, k, cost):
 def test_width_buckets_minimise_padded_cost(k):
     widths = [525, 1539, 843, 1200, 610, 1530, 849, 1013, 1539]
     cost = lambda w: w * w + 512 * w  # noqa: E731 - the mask path's MACs per sample
-    groups = variants_lib.width_buckets(_variants_of_widths(widths), k, cost)
+    groups = variants_lib.width_buckets(_variants_of_widths(widths), k, lambda ws: cost(ws[0]))
     assert len(groups) <= k
     assert sorted(v.id for g in groups for v in g) == list(range(len(widths)))
     assert all([v.id for v in g] == sorted(v.id for v in g) for g in groups)
@@ -129,7 +132,17 @@ def test_width_buckets_minimise_padded_cost(k):
 
 
 def test_width_buckets_never_exceed_the_distinct_widths():
-    groups = variants_lib.width_buckets(_variants_of_widths([64, 64, 80]), 8, lambda w: w)
+    groups = variants_lib.width_buckets(_variants_of_widths([64, 64, 80]), 8, lambda w: w[0])
     assert sorted(len(g) for g in groups) == [1, 2]
     with pytest.raises(ValueError, match=r"train\.width_buckets=0: must be a positive integer"):
-        variants_lib.width_buckets(_variants_of_widths([64]), 0, lambda w: w)
+        variants_lib.width_buckets(_variants_of_widths([64]), 0, lambda w: w[0])
+
+
+def test_width_buckets_pad_stage_by_stage_and_keep_structures_apart():
+    # ResNet-34's complete graph (identity first block) and two graphs (projection).
+    widths = [(64, 128, 256, 512), (165, 328, 659, 1318), (164, 331, 658, 1316)]
+    structures = [("identity",), ("projection",), ("projection",)]
+    variant_list = _variants_of_widths(widths, structures)
+    groups = variants_lib.width_buckets(variant_list, 1, lambda w: sum(w))
+    assert [[v.id for v in g] for g in groups] == [[0], [1, 2]]
+    assert variants_lib.widest(groups[1]) == (165, 331, 659, 1318)

@@ -1,6 +1,8 @@
 r"""EfficientNet-B0 (16-node graphs) on ImageNet over the paper's 48-graph set (+ complete), 3 seeds.
 
-Recipe: batch 512, lr 0.2 cosine over 100 epochs, weight decay 5e-5, swish, SE 0.25.
+Recipe: batch 512, lr 0.2 cosine over 100 epochs, weight decay 5e-5, swish, SE 0.25;
+BatchNorm statistics over groups of 64 images (8 GPUs, unsynchronised), precise BN from
+1024 training images after every epoch.
 
 Launch:
   python -m experiments.main --config=experiments/configs/efficientnet_b0_imagenet.py \
@@ -23,7 +25,7 @@ def get_config(arg=None):
         "efficientnet_b0", graphs="paper:n16_48;complete:n=16", seeds=3,
         input_shape=common.IMAGENET_SHAPE, data=common.imagenet_data(),
         train_cfg=common.train(batch_size=512, epochs=100, lr=0.2, weight_decay=5e-5,
-                               eval_batch_size=400))
+                               eval_batch_size=400, bn_group_size=64, precise_bn_samples=1024))
     if arg == "runlocal":
         config = common.runlocal(config, graphs="paper:n16_48/42;complete:n=16")
     return config

@@ -31,12 +31,12 @@ class DataSpec:
     path: str | None
     augment: bool
     crop_pad: int
-    crop_style: str
     flip: bool
     image_size: int | None
     tfds_data_dir: str | None
     train_split: str
     test_split: str
+    crop_style: str = "graph2nn"  # see augment.CROP_STYLES
 
     @property
     def streaming(self) -> bool:

@@ -28,7 +28,7 @@ from relgraph_jax.models.resnet import BOTTLENECK_EXPANSION, ResNet
 from relgraph_jax.models.settings import FAMILIES, default_config, settings
 
 __all__ = ["FAMILIES", "CNN", "EfficientNet", "Layer", "MLP", "ResNet", "architecture", "build",
-           "default_config", "default_widths", "layer_list", "settings", "stage_widths"]
+           "default_config", "default_widths", "layer_list", "settings", "stage_widths", "structure"]
 
 # Channel counts do not depend on the image size, so any image shape checks them.
 _PROBE_SHAPE = (32, 32, 3)
@@ -66,6 +66,19 @@ def architecture(model_cfg: Any, widths: tuple, input_shape: tuple, complete: bo
     s = settings(model_cfg)
     probe = RelationalGraph(s.nodes, ()) if not complete else relational.as_graph(f"complete:n={s.nodes}")
     return _make(s, probe, stage_widths(s, widths)).layer_list(input_shape)
+
+
+def structure(model_cfg: Any, graph: Any, width: Any) -> tuple:
+    """What, besides channel counts, decides the model's computation at `width`: the
+    shortcut of every ResNet block; EfficientNet's expansion rule and each block's expand
+    and skip. Variants can share one zero-padded program only if this is equal."""
+    s = settings(model_cfg)
+    module = _make(s, relational.as_graph(graph), stage_widths(s, width))
+    if isinstance(module, ResNet):
+        return tuple(p.shortcut for p in module.blocks())
+    if isinstance(module, EfficientNet):
+        return (module.expansion,) + tuple((p.expand, p.skip) for p in module.blocks())
+    return ()
 
 
 def stage_widths(model_cfg: Any, width: Any = None) -> tuple[int, ...]:

@@ -6,6 +6,7 @@ at any step continues the exact sequence.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -62,6 +63,16 @@ class ResidentFeed:
             b.state = chunk(b.state, b.vconst, self.x_train, self.y_train, perms, self.seeds_array,
                             jnp.int32(step))
 
+    def precise_bn(self, buckets, epoch: int, num_batches: int, step: int) -> None:
+        """Gives every bucket precise BatchNorm statistics from the first num_batches
+        batches of `epoch`; `step` is the training step reached."""
+        start = epoch * self.steps_per_epoch
+        perms = self.perms(start)
+        for b in buckets:
+            program = self._program(b.programs, "precise_bn_chunk", num_batches)
+            b.state = program(b.state, b.vconst, self.x_train, self.y_train, perms,
+                              self.seeds_array, jnp.int32(start), jnp.int32(step))
+
     def evaluate(self, bucket):
         """(summed test loss, correct count) per variant slot, as float64 host arrays."""
         evaluate = self._program(bucket.programs, "evaluate")
@@ -89,11 +100,17 @@ class StreamFeed:
         self._compiled = {}
         self._iters, self._next_step = None, None
 
-    def _program(self, programs, kind):
-        key = (id(programs), kind)
+    def _program(self, programs, kind, *args):
+        key = (id(programs), kind) + args
         if key not in self._compiled:
-            self._compiled[key] = getattr(programs, kind)()
+            self._compiled[key] = getattr(programs, kind)(*args)
         return self._compiled[key]
+
+    def _put_batches(self, iters):
+        """The next batch of every seed's iterator, stacked (S, B, ...) on the devices."""
+        batches = [next(it) for it in iters]
+        return mesh_lib.put((np.stack([b.images for b in batches]),
+                             np.stack([b.labels for b in batches])), self.shard.replicated)
 
     def _open_epoch(self, step):
         epoch, first = divmod(step, self.steps_per_epoch)
@@ -106,14 +123,28 @@ class StreamFeed:
             if self._next_step != s or s % self.steps_per_epoch == 0:
                 self.close()
                 self._open_epoch(s)
-            batches = [next(it) for it in self._iters]
-            images = np.stack([b.images for b in batches])
-            labels = np.stack([b.labels for b in batches])
-            images, labels = mesh_lib.put((images, labels), self.shard.replicated)
+            images, labels = self._put_batches(self._iters)
             for b in buckets:
                 b.state = self._program(b.programs, "train_fed")(b.state, b.vconst, images,
                                                                  labels, jnp.int32(s))
             self._next_step = s + 1
+
+    def precise_bn(self, buckets, epoch: int, num_batches: int, step: int) -> None:
+        """As ResidentFeed.precise_bn; batches are decoded once and used by every bucket."""
+        iters = [self.stream.train_batches(self.batch_size, s, epoch) for s in self.seeds]
+        sums = [None] * len(buckets)
+        try:
+            for _ in range(num_batches):
+                images, _ = self._put_batches(iters)
+                for i, b in enumerate(buckets):
+                    got = self._program(b.programs, "precise_bn_fed")(b.state, b.vconst, images)
+                    sums[i] = got if sums[i] is None else jax.tree.map(jnp.add, sums[i], got)
+        finally:
+            for it in iters:
+                it.close()
+        for b, total in zip(buckets, sums):
+            b.state = self._program(b.programs, "precise_bn_set", num_batches)(
+                b.state, total, jnp.int32(step))
 
     def evaluate(self, bucket):
         evaluate = self._program(bucket.programs, "evaluate")

@@ -64,9 +64,9 @@ _INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0,
                           "xla_llvm_disable_expensive_passes": True}
 
 
-def _init_graph_variants(config, graph, width, seeds, sample):
-    """Variables of `graph` at its own `width` for each seed, from one compiled program."""
-    model = models_lib.build(config.model, graph, width=width)
+def _init_graph_variants(config, graph, widths, seeds, sample):
+    """Variables of `graph` at its own `widths` for each seed, from one compiled program."""
+    model = models_lib.build(config.model, graph, width=widths)
 
     def init(key):
         variables = model.init(key, sample, train=False)
@@ -81,23 +81,23 @@ def _init_graph_variants(config, graph, width, seeds, sample):
 def build_state(config, variant_list, slots, model, tx, sample):
     """Host numpy state of all variants, stacked; slots beyond the variants repeat the last.
 
-    Each variant is initialised at its own width from its seed, then zero-padded to the
+    Each variant is initialised at its own widths from its seed, then zero-padded to the
     shared (widest) shapes, so padding never changes what a variant computes.
     """
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample, train=False))
     shapes = {k: shapes[k] for k in STATE_COLLECTIONS}
     seeds_of = {}
     for v in variant_list:
-        seeds_of.setdefault((v.graph, v.width), set()).add(v.seed)
+        seeds_of.setdefault((v.graph, v.widths), set()).add(v.seed)
     inits = {}
-    for (graph, width), seeds in seeds_of.items():
-        for seed, variables in _init_graph_variants(config, graph, width, sorted(seeds),
+    for (graph, widths), seeds in seeds_of.items():
+        for seed, variables in _init_graph_variants(config, graph, widths, sorted(seeds),
                                                     sample).items():
-            inits[(graph, width, seed)] = variants_lib.pad_to(variables, shapes)
+            inits[(graph, widths, seed)] = variants_lib.pad_to(variables, shapes)
     opt_init = jax.jit(tx.init)
     per_variant = []
     for v in variant_list:
-        variables = inits[(v.graph, v.width, v.seed)]
+        variables = inits[(v.graph, v.widths, v.seed)]
         opt_state = optim.set_hyperparams(opt_init(variables["params"]), v.lr, v.weight_decay)
         per_variant.append({**variables, "opt_state": jax.device_get(opt_state),
                             "failed": np.bool_(False), "failed_step": np.int32(-1),
@@ -178,12 +178,12 @@ def _open_data(data_spec):
 
 @dataclasses.dataclass
 class Bucket:
-    """Variants of neighbouring widths that share one model width and one compiled program.
+    """Variants of one structure and neighbouring widths that share one model and program.
 
     Slot i of the stacked state holds variants[i]; slots beyond them repeat the last one.
     """
     variants: list
-    width: int
+    widths: tuple
     slots: int
     programs: step_lib.Programs
     state: dict
@@ -208,10 +208,10 @@ class Run:
 
 
 def _padded_cost(config, input_shape):
-    """Per-slot cost of running at width w: the MACs of the complete graph at that width
+    """Per-slot cost of running at per-stage widths: the MACs of the complete graph there
     (what the mask path computes whatever the graph)."""
     complete = f"complete:n={config.model.nodes}"
-    return lambda width: budget_lib.count(config.model, complete, width, input_shape).macs
+    return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
 
 
 def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
@@ -226,25 +226,25 @@ def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch
     groups = variants_lib.width_buckets(variant_list, tc.width_buckets,
                                         _padded_cost(config, tuple(source.image_shape)))
     _log(f"{len(variant_list)} variants in {len(groups)} width bucket(s) "
-         f"({', '.join(f'{len(g)} x {max(v.width for v in g)}' for g in groups)}) on "
+         f"({', '.join(f'{len(g)} x {list(variants_lib.widest(g))}' for g in groups)}) on "
          f"{mesh.devices.size} devices, {tc.epochs} epochs x {steps_per_epoch} steps, data "
          f"{source.name}: {source.num_train} train / {source.num_test} test")
     buckets = []
     for group in groups:
-        width = max(v.width for v in group)
+        widths = variants_lib.widest(group)
         slots = mesh_lib.variant_slots(len(group), mesh, tc.variant_batch)
         # Built from the group's graph with the most in-neighbours: in the gather layout
         # that sets the degree slots every variant's tables and kernels are padded to.
         graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
-        model = models_lib.build(config.model, graph, width=width)
+        model = models_lib.build(config.model, graph, width=widths)
         programs = step_lib.Programs(
             model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
             data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
             variant_batch=tc.variant_batch or slots // mesh.shape["variants"],
-            compute_dtype=tc.compute_dtype)
+            compute_dtype=tc.compute_dtype, bn_group_size=tc.bn_group_size)
         state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
         vconst = mesh_lib.put(_variant_constants(group, slots, seeds), shard.variants)
-        buckets.append(Bucket(group, width, slots, programs, state, vconst))
+        buckets.append(Bucket(group, widths, slots, programs, state, vconst))
     feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
             feeds.StreamFeed(source, shard, seeds, tc.batch_size, eval_bs, steps_per_epoch))
     return Run(buckets, feed)
@@ -316,6 +316,12 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                 feed.train(run.buckets, step, n)
                 step, steps_run = step + n, steps_run + n
                 epoch_done = step % steps_per_epoch == 0
+                if epoch_done and tc.precise_bn_samples:
+                    # Batches of an epoch training never reaches: drawn as training batches
+                    # are, but not the same ones, and the same again on a resume.
+                    feed.precise_bn(run.buckets, tc.epochs + step // steps_per_epoch,
+                                    min(tc.precise_bn_samples // tc.batch_size, steps_per_epoch),
+                                    step)
                 if epoch_done or steps_run % tc.log_every_steps < n:
                     jax.block_until_ready([b.state["loss_sum"] for b in run.buckets])
                     rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)

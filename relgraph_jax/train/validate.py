@@ -8,7 +8,8 @@ TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", 
              "mesh", "grid"}
 TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_decay",
                 "eval_every", "eval_batch_size", "steps_per_call", "log_every_steps",
-                "checkpoint_every_steps", "variant_batch", "width_buckets", "compute_dtype"}
+                "checkpoint_every_steps", "variant_batch", "width_buckets", "compute_dtype",
+                "bn_group_size", "precise_bn_samples"}
 COMPUTE_DTYPES = ("float32", "bfloat16")
 MESH_FIELDS = {"data", "devices"}
 
@@ -23,9 +24,26 @@ def _check_keys(section: str, present, allowed) -> None:
         raise ValueError(f"config is missing {', '.join(section + k for k in missing)}")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{name}={value!r}: must be a positive integer")
+
+
+def _check_batchnorm(tc, data_devices: int) -> None:
+    """Ghost BatchNorm groups must tile each device's share of the batch (none straddles
+    devices); precise BN takes whole training batches."""
+    g, n = tc.bn_group_size, tc.precise_bn_samples
+    if not _is_int(g) or g < 0 or (g and tc.batch_size % (data_devices * g)):
+        raise ValueError(f"train.bn_group_size={g!r}: must be 0 (BatchNorm statistics over the "
+                         "whole batch) or a positive integer dividing the per-device batch "
+                         f"train.batch_size / mesh.data = {tc.batch_size} / {data_devices}")
+    if not _is_int(n) or n < 0 or n % tc.batch_size:
+        raise ValueError(f"train.precise_bn_samples={n!r}: must be 0 (off) or a positive "
+                         f"multiple of train.batch_size={tc.batch_size}")
 
 
 def validate_config(config) -> None:
@@ -37,8 +55,7 @@ def validate_config(config) -> None:
     for name in ("batch_size", "epochs", "eval_every", "eval_batch_size", "steps_per_call",
                  "log_every_steps", "width_buckets"):
         _positive_int(f"train.{name}", tc[name])
-    if isinstance(tc.variant_batch, bool) or not isinstance(tc.variant_batch, int) \
-            or tc.variant_batch < 0:
+    if not _is_int(tc.variant_batch) or tc.variant_batch < 0:
         raise ValueError(f"train.variant_batch={tc.variant_batch!r}: must be a positive integer, "
                          "or 0 for all of a device's variants at once")
     if tc.compute_dtype not in COMPUTE_DTYPES:
@@ -48,6 +65,7 @@ def validate_config(config) -> None:
                          ">= 0 (0 = checkpoint only after evaluations)")
     _positive_int("seeds", config.seeds)
     _positive_int("mesh.data", config.mesh.data)
+    _check_batchnorm(tc, config.mesh.data)
     if not tc.lr > 0:
         raise ValueError(f"train.lr={tc.lr!r}: must be > 0")
     if not 0 <= tc.momentum < 1:

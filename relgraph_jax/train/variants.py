@@ -2,10 +2,10 @@
 
 Variant ids are positions in that product, in the order graphs (as resolved), then
 hyper-parameter combinations, then seeds, so ids are stable for a given config.
-Variants are grouped by width (`width_buckets`); within a group, narrower variants are
-embedded in the widest one by zero padding (see `pad_to`): padded
-channels have zero weights, zero masks and zero BatchNorm scale, so they stay exactly zero
-and change no output or gradient of the real channels.
+Variants are grouped by model structure and width (`width_buckets`); within a group,
+narrower variants are embedded in the group's widest widths, stage by stage, by zero
+padding (see `pad_to`): padded channels have zero weights, zero masks and zero BatchNorm
+scale, so they stay exactly zero and change no output or gradient of the real channels.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from relgraph_jax import budget as budget_lib
 from relgraph_jax import graphs as graphs_lib
+from relgraph_jax import models as models_lib
 
 GRID_FIELDS = ("lr", "weight_decay")
 
@@ -28,15 +29,22 @@ class Variant:
     seed: int
     lr: float
     weight_decay: float
-    width: int
+    widths: tuple
     macs: int
     params: int
+    structure: tuple = ()
+
+    @property
+    def width(self) -> int:
+        """The first stage's width (the number the original code logged)."""
+        return self.widths[0]
 
     def record_fields(self, model_name: str, grid_names) -> dict:
         """The per-variant part of every results record."""
         return {"variant": self.id, "graph": self.graph.spec, "C": _finite_or_none(self.graph.C),
                 "L": _finite_or_none(self.graph.L), "seed": self.seed, "model": model_name,
-                "width": self.width, "macs": int(self.macs), "params": int(self.params),
+                "width": self.width, "widths": list(self.widths), "macs": int(self.macs),
+                "params": int(self.params),
                 "hparams": {name: getattr(self, name) for name in grid_names}}
 
 
@@ -73,11 +81,13 @@ def build_variants(config) -> list[Variant]:
     variants = []
     for g in graphs:
         b = budget_lib.match(config.model, g, input_shape) if config.budget_match else \
-            budget_lib.count(config.model, g, config.model.width, input_shape)
+            budget_lib.count(config.model, g, None, input_shape)
+        structure = models_lib.structure(config.model, g, b.widths)
         for hp in combos:
             for seed in range(config.seeds):
                 variants.append(Variant(len(variants), g, seed, float(hp["lr"]),
-                                        float(hp["weight_decay"]), b.width, b.macs, b.params))
+                                        float(hp["weight_decay"]), b.widths, b.macs, b.params,
+                                        structure))
     return variants
 
 
@@ -97,33 +107,58 @@ def stack(trees):
     return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
-def width_buckets(variant_list, num_buckets: int, cost) -> list[list[Variant]]:
-    """Splits variants into at most `num_buckets` groups of neighbouring widths.
+def widest(variant_list) -> tuple:
+    """Stage by stage, the largest width of the variants: what a shared program runs at."""
+    return tuple(int(w) for w in np.max([v.widths for v in variant_list], axis=0))
 
-    Every variant of a group runs at the group's widest width, so a group of m variants
-    costs m * cost(widest). The split minimises the total by dynamic programming over the
-    variants sorted by width. Within a group variants keep their id order.
+
+def width_buckets(variant_list, num_buckets: int, cost) -> list[list[Variant]]:
+    """Splits variants into groups that share one model structure and neighbouring widths.
+
+    Variants of different `structure` never share a group. Within a structure, at most
+    `num_buckets` groups of consecutive width lists (sorted): every variant of a group runs
+    at the group's `widest` widths, so a group of m variants costs m * cost(widest). The
+    split minimises the total by dynamic programming over the distinct width lists.
+    Within a group variants keep their id order; groups come in structure order, then width.
     """
     if num_buckets < 1:
         raise ValueError(f"train.width_buckets={num_buckets!r}: must be a positive integer")
-    ordered = sorted(variant_list, key=lambda v: (v.width, v.id))
-    widths = [v.width for v in ordered]
-    unit = {w: float(cost(w)) for w in set(widths)}
-    n, k = len(ordered), min(num_buckets, len(set(widths)))
-    # best[j][i]: least cost of the first i variants in j groups; cut[j][i]: where the last starts.
-    best = [[float("inf")] * (n + 1) for _ in range(k + 1)]
-    cut = [[0] * (n + 1) for _ in range(k + 1)]
+    by_structure = {}
+    for v in variant_list:
+        by_structure.setdefault(v.structure, []).append(v)
+    groups = []
+    for members in by_structure.values():
+        groups += _split_by_width(members, num_buckets, cost)
+    return groups
+
+
+def _split_by_width(variant_list, num_buckets: int, cost) -> list[list[Variant]]:
+    distinct = sorted({v.widths for v in variant_list})
+    count = {w: sum(v.widths == w for v in variant_list) for w in distinct}
+    u, k = len(distinct), min(num_buckets, len(distinct))
+    # span[a][b]: cost of one group holding width lists a..b-1.
+    span = [[0.0] * (u + 1) for _ in range(u + 1)]
+    for a in range(u):
+        top, members = distinct[a], 0
+        for b in range(a + 1, u + 1):
+            top = tuple(max(x, y) for x, y in zip(top, distinct[b - 1]))
+            members += count[distinct[b - 1]]
+            span[a][b] = members * float(cost(top))
+    # best[j][i]: least cost of the first i width lists in j groups; cut[j][i]: last start.
+    best = [[float("inf")] * (u + 1) for _ in range(k + 1)]
+    cut = [[0] * (u + 1) for _ in range(k + 1)]
     best[0][0] = 0.0
     for j in range(1, k + 1):
-        for i in range(1, n + 1):
+        for i in range(1, u + 1):
             for start in range(j - 1, i):
-                total = best[j - 1][start] + (i - start) * unit[widths[i - 1]]
+                total = best[j - 1][start] + span[start][i]
                 if total < best[j][i]:
                     best[j][i], cut[j][i] = total, start
-    j = min(range(1, k + 1), key=lambda j: best[j][n])
-    groups, end = [], n
+    j = min(range(1, k + 1), key=lambda j: best[j][u])
+    groups, end = [], u
     while j:
         start = cut[j][end]
-        groups.append(sorted(ordered[start:end], key=lambda v: v.id))
+        members = set(distinct[start:end])
+        groups.append([v for v in variant_list if v.widths in members])
         end, j = start, j - 1
     return [g for g in reversed(groups) if g]

@@ -1,0 +1,312 @@
+"""BatchNorm as the authors trained: statistics over groups of G examples ("ghost" BN) and
+precise BN (running statistics re-estimated after every epoch).
+
+A tiny Dense-BatchNorm-ReLU-Dense net is checked against numpy (forward, loss, batch
+statistics, precise estimates) and against a per-group flax loop (gradients); then the
+trainer end to end: resume and device counts keep records bitwise.
+"""
+import os
+import sys
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from relgraph_jax import data as data_lib
+from relgraph_jax.train import feeds, mesh as mesh_lib, step as step_lib, trainer
+from relgraph_jax.train import variants as variants_lib
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_train import _records, tiny_config  # noqa: E402
+
+B, FEATURES, HIDDEN, CLASSES, EPS = 16, 4, 5, 3, 1e-5
+IMAGE = (2, 2, 1)  # flattened to FEATURES
+SPEC = data_lib.parse({"source": "digits", "augment": False})
+
+
+class TinyNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool):
+        x = nn.Dense(HIDDEN)(x.reshape((x.shape[0], -1)))
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=EPS)(x)
+        return nn.Dense(CLASSES)(nn.relu(x))
+
+
+def _programs(group, devices=1, data=1, variant_batch=1, tx=None, steps_per_epoch=4):
+    mesh = mesh_lib.make_mesh(data, devices)
+    return step_lib.Programs(TinyNet(), tx or optax.sgd(1.0), mesh, batch_size=B,
+                             steps_per_epoch=steps_per_epoch, data_spec=SPEC,
+                             mean=np.zeros(1, np.float32), std=np.ones(1, np.float32),
+                             eval_batch_size=B, variant_batch=variant_batch, bn_group_size=group)
+
+
+def _host_state(num_variants, tx, failed=()):
+    """Variants with their own initial parameters and non-trivial running statistics."""
+    per = []
+    for v in range(num_variants):
+        variables = TinyNet().init(jax.random.key(v), np.zeros((1,) + IMAGE), train=False)
+        stats = {"BatchNorm_0": {"mean": np.full(HIDDEN, 0.1 * v, np.float32),
+                                 "var": np.full(HIDDEN, 1.0 + v, np.float32)}}
+        per.append({"params": jax.device_get(variables["params"]), "batch_stats": stats,
+                    "masks": {}, "opt_state": jax.device_get(tx.init(variables["params"])),
+                    "failed": np.bool_(v in failed), "failed_step": np.int32(-1),
+                    "loss_sum": np.float32(0), "loss_count": np.float32(0)})
+    return variants_lib.stack(per)
+
+
+def _put(programs, tree):
+    return mesh_lib.put(tree, mesh_lib.shardings(programs.mesh).variants)
+
+
+def _batches(num, seeds=2, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(size=(num, seeds, B) + IMAGE).astype(np.float32)
+    labels = rng.integers(0, CLASSES, (num, seeds, B)).astype(np.int32)
+    return images, labels
+
+
+def _vconst(num_variants, seeds=2):
+    return {"seed_index": (np.arange(num_variants) % seeds).astype(np.int32)}
+
+
+def _train(programs, host_state, vconst, images, labels):
+    state = _put(programs, host_state)
+    vconst = _put(programs, vconst)
+    fed = programs.train_fed()
+    replicated = mesh_lib.shardings(programs.mesh).replicated
+    for i in range(len(images)):
+        x, y = mesh_lib.put((images[i], labels[i]), replicated)
+        state = fed(state, vconst, x, y, jnp.int32(i))
+    return mesh_lib.fetch(state)
+
+
+def _variant(tree, v):
+    return jax.tree.map(lambda a: np.asarray(a)[v], tree)
+
+
+# ---- numpy references -----------------------------------------------------------------
+def _np_hidden(params, x):
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    return x.reshape(len(x), -1).astype(np.float64) @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"]
+
+
+def _np_group_stats(params, x, group):
+    """Batch mean and (biased) variance of the BatchNorm input, per group: (groups, HIDDEN)."""
+    h = _np_hidden(params, x).reshape(-1, group, HIDDEN)
+    return h.mean(1), h.var(1)
+
+
+def _np_loss(params, x, labels, group):
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    h = _np_hidden(params, x).reshape(-1, group, HIDDEN)
+    y = (h - h.mean(1, keepdims=True)) / np.sqrt(h.var(1, keepdims=True) + EPS)
+    y = np.maximum(y * p["BatchNorm_0"]["scale"] + p["BatchNorm_0"]["bias"], 0).reshape(len(x), -1)
+    logits = y @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"]
+    top = logits.max(1, keepdims=True)
+    logsumexp = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
+    return np.mean(logsumexp - logits[np.arange(len(x)), labels])
+
+
+def _looped_grads(params, stats, x, labels, group):
+    """Gradient of the mean loss, each group applied on its own (a Python loop of flax calls)."""
+    def loss(params):
+        total = 0.0
+        for g in range(0, len(x), group):
+            logits, _ = TinyNet().apply({"params": params, "batch_stats": stats}, x[g:g + group],
+                                        train=True, mutable=["batch_stats"])
+            total += optax.softmax_cross_entropy_with_integer_labels(
+                logits, labels[g:g + group]).sum()
+        return total / len(x)
+    return jax.grad(loss)(params)
+
+
+# ---- ghost BatchNorm ------------------------------------------------------------------
+@pytest.mark.parametrize("group", [4, 0])
+def test_one_step_matches_numpy_and_a_per_group_loop(group):
+    """Loss, new running statistics and gradients of one SGD(lr=1) step, per variant on its
+    seed's batch."""
+    g = group or B
+    tx = optax.sgd(1.0)
+    host = _host_state(2, tx)
+    images, labels = _batches(1)
+    got = _train(_programs(group, tx=tx), host, _vconst(2), images, labels)
+    for v in range(2):
+        before, after = _variant(host, v), _variant(got, v)
+        x, y = images[0, v % 2], labels[0, v % 2]
+        np.testing.assert_allclose(after["loss_sum"], _np_loss(before["params"], x, y, g),
+                                   rtol=1e-5)
+        m, var = _np_group_stats(before["params"], x, g)
+        old = before["batch_stats"]["BatchNorm_0"]
+        new = after["batch_stats"]["BatchNorm_0"]
+        np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * m.mean(0),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * var.mean(0),
+                                   rtol=1e-5, atol=1e-6)
+        grads = _looped_grads(before["params"], before["batch_stats"], x, y, g)
+        stepped = jax.tree.map(lambda p, d: p - d, before["params"], grads)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     after["params"], stepped)
+
+
+def test_group_statistics_differ_from_whole_batch_ones():
+    tx = optax.sgd(1.0)
+    host = _host_state(2, tx)
+    images, labels = _batches(1)
+    ghost = _train(_programs(4, tx=tx), host, _vconst(2), images, labels)
+    whole = _train(_programs(0, tx=tx), host, _vconst(2), images, labels)
+    assert not np.allclose(ghost["loss_sum"], whole["loss_sum"], rtol=1e-3)
+
+
+def test_one_group_of_the_whole_batch_is_plain_batchnorm():
+    tx = optax.sgd(0.1)
+    host = _host_state(2, tx)
+    images, labels = _batches(3)
+    one_group = _train(_programs(B, tx=tx), host, _vconst(2), images, labels)
+    plain = _train(_programs(0, tx=tx), host, _vconst(2), images, labels)
+    jax.tree.map(np.testing.assert_array_equal, one_group, plain)
+
+
+def test_devices_variant_batch_and_data_axis_keep_the_groups():
+    """8 variants, 3 steps of ghost BN (groups of 4): 1 or 8 devices give the same bits;
+    all variants vmapped at once, or each batch split over 2 devices (2 groups each), give
+    the same training up to float rounding."""
+    tx = optax.sgd(0.1, momentum=0.9)
+    host = _host_state(8, tx)
+    images, labels = _batches(3)
+    want = _train(_programs(4, devices=1, tx=tx), host, _vconst(8), images, labels)
+    eight = _train(_programs(4, devices=8, tx=tx), host, _vconst(8), images, labels)
+    jax.tree.map(np.testing.assert_array_equal, eight, want)
+    for kwargs in (dict(devices=8, variant_batch=0), dict(devices=8, data=2)):
+        got = _train(_programs(4, tx=tx, **kwargs), host, _vconst(8), images, labels)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+                     got, want)
+    whole = _train(_programs(0, devices=8, tx=tx), host, _vconst(8), images, labels)
+    assert not np.allclose(whole["loss_sum"], want["loss_sum"], rtol=1e-3)
+
+
+# ---- precise BN -----------------------------------------------------------------------
+def _np_precise(params, batches, group):
+    """graph2nn's estimate: mean of the groups' batch means, mean(v + m^2) - mean^2."""
+    m, v = zip(*(_np_group_stats(params, x, group) for x in batches))
+    m, v = np.concatenate(m), np.concatenate(v)
+    mean = m.mean(0)
+    return mean, (v + m ** 2).mean(0) - mean ** 2
+
+
+@pytest.mark.parametrize("group,devices,variant_batch", [(4, 1, 1), (4, 8, 0), (0, 8, 1)])
+def test_precise_bn_of_streamed_batches_matches_numpy(group, devices, variant_batch):
+    """Two batches per seed; variant 2 is frozen and keeps its statistics; parameters and
+    optimiser state are never touched."""
+    tx = optax.sgd(0.1, momentum=0.9)
+    host = _host_state(8, tx, failed=(2,))
+    programs = _programs(group, devices=devices, variant_batch=variant_batch, tx=tx)
+    state, vconst = _put(programs, host), _put(programs, _vconst(8))
+    images, _ = _batches(2)
+    fed = programs.precise_bn_fed()
+    sums = None
+    for batch in images:
+        got = fed(state, vconst, mesh_lib.put(batch, mesh_lib.shardings(programs.mesh).replicated))
+        sums = got if sums is None else jax.tree.map(jnp.add, sums, got)
+    out = mesh_lib.fetch(programs.precise_bn_set(2)(state, sums, jnp.int32(7)))
+    for v in range(8):
+        before, after = _variant(host, v), _variant(out, v)
+        new = after["batch_stats"]["BatchNorm_0"]
+        if v == 2:
+            jax.tree.map(np.testing.assert_array_equal, after["batch_stats"], before["batch_stats"])
+        else:
+            mean, var = _np_precise(before["params"], images[:, v % 2], group or B)
+            np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-6)
+        for key in ("params", "opt_state", "failed", "failed_step", "loss_sum"):
+            jax.tree.map(np.testing.assert_array_equal, after[key], before[key])
+
+
+def test_precise_bn_of_resident_batches_matches_numpy():
+    """The resident program takes the batches `start_step ..` of the device-resident data:
+    here the first two of epoch 5 in the order epoch_order(seed, 5, n)."""
+    tx = optax.sgd(0.1)
+    host = _host_state(2, tx)
+    n, epoch, seeds = 4 * B, 5, (3, 7)
+    x_all = np.random.default_rng(2).integers(0, 256, (n,) + IMAGE).astype(np.uint8)
+    y_all = np.zeros(n, np.int32)
+    programs = _programs(4, tx=tx)
+    replicated = mesh_lib.shardings(programs.mesh).replicated
+    perms = feeds._epoch_perms(seeds, epoch, n)
+    out = programs.precise_bn_chunk(2)(
+        _put(programs, host), _put(programs, _vconst(2)),
+        *mesh_lib.put((x_all, y_all, perms, np.asarray(seeds, np.int32)), replicated),
+        jnp.int32(epoch * 4), jnp.int32(3))
+    out = mesh_lib.fetch(out)
+    for v, seed in enumerate(seeds):
+        order = np.asarray(data_lib.epoch_order(seed, epoch, n))
+        batches = [x_all[order[i * B:(i + 1) * B]].astype(np.float32) for i in range(2)]
+        mean, var = _np_precise(_variant(host, v)["params"], batches, 4)
+        new = _variant(out, v)["batch_stats"]["BatchNorm_0"]
+        np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-3)
+
+
+# ---- the trainer ----------------------------------------------------------------------
+def _bn_config(**train):
+    return tiny_config(bn_group_size=32, precise_bn_samples=256, **train)
+
+
+@pytest.fixture(scope="module")
+def bn_reference(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("bn_reference"))
+    assert trainer.train_and_evaluate(_bn_config(), workdir)["finished"]
+    return _records(workdir)
+
+
+def test_precise_bn_runs_after_every_epoch_and_resumes_bitwise(bn_reference, tmp_path,
+                                                                monkeypatch):
+    calls = []
+    original = feeds.ResidentFeed.precise_bn
+
+    def counted(self, buckets, epoch, num_batches, step):
+        calls.append((epoch, num_batches, step))
+        return original(self, buckets, epoch, num_batches, step)
+
+    monkeypatch.setattr(feeds.ResidentFeed, "precise_bn", counted)
+    workdir = str(tmp_path)
+    trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=5)
+    assert trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=9)["step"] == 14
+    trainer.train_and_evaluate(_bn_config(), workdir)
+    assert _records(workdir) == bn_reference
+    # 256 samples = 2 batches of 128, from epochs 3 and 4 that training (2 epochs) never feeds.
+    assert calls == [(3, 2, 11), (4, 2, 22)]
+
+
+def test_precise_bn_training_on_one_device_gives_the_same_records(bn_reference, tmp_path):
+    config = _bn_config()
+    config.mesh.devices = 1
+    trainer.train_and_evaluate(config, str(tmp_path))
+    assert _records(str(tmp_path)) == bn_reference
+    assert all(r["status"] == "ok" for r in bn_reference)
+
+
+# ---- bad values -----------------------------------------------------------------------
+@pytest.mark.parametrize("field,value,data,message", [
+    ("bn_group_size", 48, 1, "train.bn_group_size=48: must be 0 (BatchNorm statistics over the "
+     "whole batch) or a positive integer dividing the per-device batch train.batch_size / "
+     "mesh.data = 128 / 1"),
+    ("bn_group_size", 128, 2, "train.bn_group_size=128: must be 0 (BatchNorm statistics over "
+     "the whole batch) or a positive integer dividing the per-device batch train.batch_size / "
+     "mesh.data = 128 / 2"),
+    ("bn_group_size", -4, 1, "train.bn_group_size=-4: must be 0"),
+    ("precise_bn_samples", 100, 1, "train.precise_bn_samples=100: must be 0 (off) or a positive "
+     "multiple of train.batch_size=128"),
+    ("precise_bn_samples", -128, 1, "train.precise_bn_samples=-128: must be 0 (off)"),
+])
+def test_bad_batchnorm_settings_fail_before_loading(field, value, data, message, tmp_path,
+                                                    monkeypatch):
+    monkeypatch.setattr(trainer, "_open_data", lambda *a: pytest.fail("loaded data"))
+    config = tiny_config(**{field: value})
+    config.mesh.data = data
+    with pytest.raises(ValueError) as info:
+        trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    assert not (tmp_path / "run" / "config.json").exists()
