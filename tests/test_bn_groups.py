@@ -196,21 +196,29 @@ def _np_precise(params, batches, group):
     return mean, (v + m ** 2).mean(0) - mean ** 2
 
 
-@pytest.mark.parametrize("group,devices,variant_batch", [(4, 1, 1), (4, 8, 0), (0, 8, 1)])
-def test_precise_bn_of_streamed_batches_matches_numpy(group, devices, variant_batch):
-    """Two batches per seed; variant 2 is frozen and keeps its statistics; parameters and
-    optimiser state are never touched."""
-    tx = optax.sgd(0.1, momentum=0.9)
-    host = _host_state(8, tx, failed=(2,))
-    programs = _programs(group, devices=devices, variant_batch=variant_batch, tx=tx)
-    state, vconst = _put(programs, host), _put(programs, _vconst(8))
-    images, _ = _batches(2)
+PRECISE_TX = optax.sgd(0.1, momentum=0.9)
+PRECISE_HOST = _host_state(8, PRECISE_TX, failed=(2,))  # variant 2 is frozen
+PRECISE_IMAGES = _batches(2)[0]
+
+
+def _precise_streamed(group, devices=1, variant_batch=1):
+    """Precise BN from two streamed batches per seed, as StreamFeed runs it."""
+    programs = _programs(group, devices=devices, variant_batch=variant_batch, tx=PRECISE_TX)
+    state, vconst = _put(programs, PRECISE_HOST), _put(programs, _vconst(8))
     fed = programs.precise_bn_fed()
     sums = None
-    for batch in images:
+    for batch in PRECISE_IMAGES:
         got = fed(state, vconst, mesh_lib.put(batch, mesh_lib.shardings(programs.mesh).replicated))
         sums = got if sums is None else jax.tree.map(jnp.add, sums, got)
-    out = mesh_lib.fetch(programs.precise_bn_set(2)(state, sums, jnp.int32(7)))
+    return mesh_lib.fetch(programs.precise_bn_set(2)(state, sums, jnp.int32(7)))
+
+
+@pytest.mark.parametrize("group", [4, 0])
+def test_precise_bn_of_streamed_batches_matches_numpy(group):
+    """The frozen variant keeps its statistics; parameters and optimiser state are never
+    touched."""
+    host, images = PRECISE_HOST, PRECISE_IMAGES
+    out = _precise_streamed(group)
     for v in range(8):
         before, after = _variant(host, v), _variant(out, v)
         new = after["batch_stats"]["BatchNorm_0"]
@@ -222,6 +230,13 @@ def test_precise_bn_of_streamed_batches_matches_numpy(group, devices, variant_ba
             np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-6)
         for key in ("params", "opt_state", "failed", "failed_step", "loss_sum"):
             jax.tree.map(np.testing.assert_array_equal, after[key], before[key])
+
+
+def test_precise_bn_on_eight_devices_and_all_variants_at_once():
+    want = _precise_streamed(4)
+    jax.tree.map(np.testing.assert_array_equal, _precise_streamed(4, devices=8), want)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                 _precise_streamed(4, devices=8, variant_batch=0), want)
 
 
 def test_precise_bn_of_resident_batches_matches_numpy():
@@ -250,8 +265,12 @@ def test_precise_bn_of_resident_batches_matches_numpy():
 
 
 # ---- the trainer ----------------------------------------------------------------------
-def _bn_config(**train):
-    return tiny_config(bn_group_size=32, precise_bn_samples=256, **train)
+def _bn_config():
+    """The trainer tests' sweep (2 graphs here, to keep it fast) with ghost BN (4 groups
+    of 32) and precise BN from 256 samples (2 batches)."""
+    config = tiny_config(bn_group_size=32, precise_bn_samples=256)
+    config.graphs = "paper:n16_48/0;complete:n=16"
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -272,20 +291,13 @@ def test_precise_bn_runs_after_every_epoch_and_resumes_bitwise(bn_reference, tmp
 
     monkeypatch.setattr(feeds.ResidentFeed, "precise_bn", counted)
     workdir = str(tmp_path)
-    trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=5)
-    assert trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=9)["step"] == 14
+    # Stops 3 steps after epoch 1's precise BN; the resume carries on from those statistics.
+    assert trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=14)["step"] == 14
     trainer.train_and_evaluate(_bn_config(), workdir)
     assert _records(workdir) == bn_reference
+    assert all(r["status"] == "ok" for r in bn_reference)
     # 256 samples = 2 batches of 128, from epochs 3 and 4 that training (2 epochs) never feeds.
     assert calls == [(3, 2, 11), (4, 2, 22)]
-
-
-def test_precise_bn_training_on_one_device_gives_the_same_records(bn_reference, tmp_path):
-    config = _bn_config()
-    config.mesh.devices = 1
-    trainer.train_and_evaluate(config, str(tmp_path))
-    assert _records(str(tmp_path)) == bn_reference
-    assert all(r["status"] == "ok" for r in bn_reference)
 
 
 # ---- bad values -----------------------------------------------------------------------

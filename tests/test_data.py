@@ -27,6 +27,8 @@ from relgraph_jax.data.testing import mock_tfds, write_arrays_npz
     ({"source": "digits", "augmnet": True}, ValueError, "unknown data config field(s) ['augmnet']"),
     ({"source": "digits", "augment": "yes"}, TypeError, "data.augment must be True or False"),
     ({"source": "digits", "crop_pad": -1}, ValueError, "data.crop_pad must be an integer >= 0"),
+    ({"source": "digits", "crop_style": "zero"}, ValueError,
+     "data.crop_style='zero': allowed ['graph2nn', 'torchvision']"),
     ({"source": "digits", "image_size": 16}, ValueError, "digits images are 8x8"),
     ({"source": "digits", "test_split": "validation"}, ValueError, "only used with source='tfds'"),
 ])
@@ -39,6 +41,7 @@ def test_bad_config_is_named(cfg, error, fragment):
 def test_spec_defaults():
     spec = data.parse({"source": "arrays", "path": "data_cache/cifar10.npz"})
     assert (spec.name, spec.augment, spec.crop_pad, spec.flip) == ("cifar10", True, 4, True)
+    assert spec.crop_style == "graph2nn"
     imagenet_spec = data.parse({"source": "tfds", "name": "imagenet2012"})
     assert imagenet_spec.test_split == "validation" and imagenet_spec.streaming
     assert not data.is_streaming({"source": "digits"})
@@ -154,30 +157,90 @@ def test_normalize_matches_numpy():
         data.normalize(images, mean[:1], std)
 
 
-def _windows(images, pad):
-    """All crops (dy, dx, flip) of the zero-padded images: shape (K, N, H, W, C)."""
+def _windows(images, pad, flip_first):
+    """All crops (dy, dx in 0..2*pad) of the zero-padded images, unflipped then flipped:
+    (2, 2*pad+1, 2*pad+1, N, H, W, C). flip_first: flip, then pad and crop (graph2nn);
+    else pad, crop, then flip (torchvision)."""
     n, h, w, c = images.shape
-    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    crops = [padded[:, dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1)
-             for dx in range(2 * pad + 1)]
-    return np.stack(crops + [crop[:, :, ::-1] for crop in crops])
+    out = []
+    for flipped in (False, True):
+        x = images[:, :, ::-1] if flipped and flip_first else images
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        crops = [[padded[:, dy:dy + h, dx:dx + w] for dx in range(2 * pad + 1)]
+                 for dy in range(2 * pad + 1)]
+        out.append(np.asarray(crops)[..., ::-1, :] if flipped and not flip_first else crops)
+    return np.asarray(out)
 
 
-def test_augment_is_a_window_of_the_padded_image():
+def _crop_choices(out, windows):
+    """(flipped, dy, dx) of the one window each output image equals."""
+    matches = np.all(windows == out, axis=(-3, -2, -1))  # (2, 9, 9, N)
+    assert np.all(matches.sum((0, 1, 2)) == 1)
+    return np.unravel_index(matches.reshape(-1, out.shape[0]).argmax(0), matches.shape[:3])
+
+
+def test_graph2nn_crop_is_a_window_of_the_mean_padded_normalised_image():
+    """graph2nn: normalise, flip, pad with 0 (the mean colour), offsets randint(0, 8) =
+    0..7, never 8."""
     rng = np.random.default_rng(0)
-    images = rng.integers(1, 256, (512, 8, 8, 3), dtype=np.uint8)  # no zero: windows unique
-    out = np.asarray(jax.jit(data.augment_batch)(images, jax.random.key(3)))
+    images = rng.integers(0, 256, (1024, 8, 8, 3), dtype=np.uint8)
+    mean, std = np.array([125.3, 123.0, 113.9]), np.array([63.0, 62.1, 66.7])
+    out = np.asarray(jax.jit(data.train_images)(images, jax.random.key(3), mean, std))
+    normalised = np.asarray(jax.jit(data.normalize)(images, mean, std))
+    assert out.shape == images.shape and out.dtype == np.float32
+    flipped, dy, dx = _crop_choices(out, _windows(normalised, 4, flip_first=True))
+    assert 0.45 < flipped.mean() < 0.55
+    assert set(dy) == set(range(8)) and set(dx) == set(range(8))
+    # The border is exactly the mean colour: 0 after normalisation (none is black).
+    top_rows = out[dy == 0][:, :4]
+    assert np.all(top_rows == 0.0)
+
+
+@pytest.mark.parametrize("style", data.CROP_STYLES)
+def test_trainer_batches_are_cropped_in_the_configured_style(style):
+    """The resident data stay uint8; each step's batch is cut, augmented and normalised on
+    the device as `style` does it."""
+    from relgraph_jax.train import mesh as mesh_lib, step
+    rng = np.random.default_rng(1)
+    x_all = rng.integers(1, 256, (256, 8, 8, 3), dtype=np.uint8)
+    mean, std = np.full(3, 127.5, np.float32), np.full(3, 60.0, np.float32)
+    spec = data.parse({"source": "digits", "crop_style": style})
+    programs = step.Programs(None, None, mesh_lib.make_mesh(1, 1), batch_size=128,
+                             steps_per_epoch=2, data_spec=spec, mean=mean, std=std,
+                             eval_batch_size=128)
+    perms = np.stack([np.arange(256), np.arange(256)[::-1]]).astype(np.int32)
+    seeds = np.array([0, 1], np.int32)
+    images, labels = jax.jit(programs._resident_batches)(x_all, np.arange(256), perms, seeds, 3)
+    fill = 0.0 if style == "graph2nn" else -mean / std  # the mean colour, or black
+    flip_first = style == "graph2nn"
+    border = _windows(np.ones((128, 8, 8, 3)), 4, flip_first) == 0
+    for s, order in enumerate(perms):
+        batch = order[128:]  # step 3 is the second batch of its epoch
+        np.testing.assert_array_equal(labels[s], batch)
+        normalised = np.asarray(data.normalize(x_all[batch], mean, std))
+        windows = np.where(border, fill, _windows(normalised, 4, flip_first))
+        _, dy, dx = _crop_choices(np.asarray(images[s]), windows)
+        assert max(dy.max(), dx.max()) == (7 if style == "graph2nn" else 8)
+
+
+def test_torchvision_crop_is_a_window_of_the_black_padded_image():
+    """The old behaviour: pad the uint8 image with black, offsets 0..8, flip after."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (1024, 8, 8, 3), dtype=np.uint8)  # no zero: windows unique
+    out = np.asarray(jax.jit(data.augment_batch, static_argnames="style")(
+        images, jax.random.key(3), style="torchvision"))
     assert out.shape == images.shape and out.dtype == np.uint8
-    matches = np.all(_windows(images, 4) == out[None], axis=(2, 3, 4))  # (162, 512)
-    assert np.all(matches.sum(0) == 1)
-    choice = matches.argmax(0)
-    flipped, offset = choice >= 81, choice % 81
+    flipped, dy, dx = _crop_choices(out, _windows(images, 4, flip_first=False))
     assert 0.4 < flipped.mean() < 0.6
-    assert set(offset // 9) == set(range(9)) and set(offset % 9) == set(range(9))
+    assert set(dy) == set(range(9)) and set(dx) == set(range(9))
+    mean, std = np.full(3, 100.0), np.full(3, 50.0)
+    np.testing.assert_array_equal(
+        data.train_images(images, jax.random.key(3), mean, std, style="torchvision"),
+        data.normalize(out, mean, std))
 
 
 def test_augment_under_vmap_and_identity():
-    images = np.random.default_rng(1).integers(1, 256, (4, 6, 6, 1), dtype=np.uint8)
+    images = np.random.default_rng(1).normal(size=(4, 6, 6, 1)).astype(np.float32)
     keys = jax.random.split(jax.random.key(0), 3)
     augment = jax.jit(data.augment_batch, static_argnames=("crop_pad", "flip"))
     stacked = jax.jit(jax.vmap(data.augment_batch, in_axes=(None, 0)))(images, keys)
@@ -186,8 +249,10 @@ def test_augment_under_vmap_and_identity():
     assert not np.array_equal(stacked[0], stacked[1])
     np.testing.assert_array_equal(
         augment(images, jax.random.PRNGKey(0), crop_pad=0, flip=False), images)
-    with pytest.raises(TypeError, match="uint8"):
-        data.augment_batch(images.astype(np.float32), keys[0])
+    with pytest.raises(TypeError, match="style='graph2nn' expects normalised floating images"):
+        data.augment_batch(images.astype(np.uint8), keys[0])
+    with pytest.raises(TypeError, match="style='torchvision' expects uint8 images"):
+        data.augment_batch(images, keys[0], style="torchvision")
 
 
 def test_epoch_order_is_a_deterministic_permutation():

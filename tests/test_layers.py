@@ -215,18 +215,22 @@ def test_load_linen_variables_rejects_a_wrong_shape():
 # ---------- errors ----------
 
 def test_errors_name_the_layer_and_the_value():
-    graph64 = RelationalGraph.from_spec("complete:n=64")
-    with pytest.raises(ValueError, match="MaskedDense: 64 nodes but only 32 input channels; "
-                                         "need at least as many channels as nodes"):
-        layers.MaskedDense(64, graph64).init(jax.random.key(0), jnp.zeros((1, 32)))
+    # A layer narrower than the graph uses the graph's recipe at fewer nodes; a brain
+    # network has none, so the layer is refused with its name.
+    cat = RelationalGraph.from_spec("brain:cat")
+    with pytest.raises(ValueError, match="MaskedDense: 32 -> 64 channels, fewer than the graph's 52 "
+                                         "nodes, and graph 'brain:cat' has no recipe"):
+        layers.MaskedDense(64, cat).init(jax.random.key(0), jnp.zeros((1, 32)))
 
     class UserModel(nn.Module):
         @nn.compact
         def __call__(self, x):
-            return layers.MaskedConv(16, 3, graph64, name="stage1")(x)
+            return layers.MaskedConv(16, 3, cat, name="stage1")(x)
 
-    with pytest.raises(ValueError, match="MaskedConv 'stage1': 64 nodes but only 16 output channels"):
+    with pytest.raises(ValueError, match="MaskedConv 'stage1': 64 -> 16 channels, fewer than"):
         UserModel().init(jax.random.key(0), jnp.zeros((1, 4, 4, 64)))
+    narrow = layers.MaskedDense(16, "complete:n=64").init(jax.random.key(0), jnp.zeros((1, 32)))
+    assert narrow["masks"]["mask"].min() == 1.0  # the complete graph stays complete at 16 nodes
     with pytest.raises(ValueError, match="MaskedDense: unknown impl 'sparse'; allowed: mask, blocks"):
         layers.MaskedDense(8, GRAPH, impl="sparse")
     with pytest.raises(ValueError, match="MaskedConv: unknown partition 'random'"):
@@ -239,8 +243,8 @@ def test_errors_name_the_layer_and_the_value():
         layers.MaskedDense(8, 5)
     with pytest.raises(ValueError, match="MaskedDense: .*paper:nope"):
         layers.MaskedDense(8, "paper:nope")
-    with pytest.raises(ValueError, match="MaskedDense: 8 nodes but only 4 input channels"):
-        rnnx.MaskedDense(4, 16, GRAPH, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="MaskedDense: 4 -> 16 channels, fewer than the graph's 52 nodes"):
+        rnnx.MaskedDense(4, 16, cat, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="MaskedConv: unknown impl 'dense'"):
         rnnx.MaskedConv(16, 16, 3, GRAPH, impl="dense", rngs=nnx.Rngs(0))
 

@@ -323,5 +323,5 @@ def test_errors_name_the_problem():
     padded.shortcut_rule = "padded_identity"
     with pytest.raises(ValueError, match="stage0_block0: width 32 is below the stem's 64 channels"):
         models.build(padded, "complete:n=64", width=32)
-    with pytest.raises(ValueError, match="width must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="mlp: width must be a positive integer or a tuple of 1 stage widths, got 0"):
         models.build(models.default_config("mlp"), "complete:n=64", width=0)

@@ -11,15 +11,22 @@ from relgraph_jax import models
 from relgraph_jax.train import variants
 
 GRAPH = "ws:n=8,k=3,p=0.3,seed=2"
-# family -> (narrow width, wide width, model-field overrides that keep it small)
+# family -> (narrow widths, wide widths, model-field overrides that keep it small). Widths
+# are a base width or per-stage lists that grow by different amounts per stage, as the
+# original code's search leaves them; both sides of a case share one model structure.
 FAMILIES = {
     "mlp": (16, 27, dict(nodes=8, stem_width=16)),
-    "resnet34sep": (8, 13, dict(nodes=8, stem_width=8, depths=(1, 1, 1, 1))),
+    "resnet34sep": ((9, 18, 35, 72), (13, 25, 52, 100), dict(nodes=8, stem_width=8, depths=(1, 1, 1, 1))),
     "resnet50": (8, 11, dict(nodes=8, stem_width=8, depths=(1, 1, 1, 1))),
-    "efficientnet_b0": (20, 31, dict(nodes=4, stem_width=8, head_width=16, base_widths=(16, 24, 40),
+    "efficientnet_b0": (22, 31, dict(nodes=4, stem_width=8, head_width=16, base_widths=(16, 24, 40),
                                      depths=(1, 2, 1), kernels=(3, 3, 5), strides=(1, 2, 2),
                                      expand_ratios=(1, 6, 6))),
+    # A first stage narrower than the 6 nodes: its layers use the graph's recipe at 5 nodes.
+    "efficientnet_b0/narrow_stage": ((5, 24, 40), (7, 30, 47), dict(
+        nodes=6, stem_width=8, head_width=16, base_widths=(16, 24, 40), depths=(1, 2, 1),
+        kernels=(3, 3, 5), strides=(1, 2, 2), expand_ratios=(1, 6, 6))),
 }
+GRAPHS = {8: GRAPH, 6: "ws:n=6,k=4,p=0.3,seed=2", 4: "ws:n=4,k=2,p=0.3,seed=2"}
 
 
 def _loss_and_grads(model, variables, x, y):
@@ -47,11 +54,12 @@ def _outside(tree, like):
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_padded_variant_matches_its_unpadded_model(family):
     narrow_w, wide_w, shrink = FAMILIES[family]
-    cfg = models.default_config(family)
+    cfg = models.default_config(family.split("/")[0])
     cfg.update(dict(num_classes=10, **shrink))
-    graph = GRAPH if shrink["nodes"] == 8 else "ws:n=4,k=2,p=0.3,seed=2"
+    graph = GRAPHS[shrink["nodes"]]
     narrow = models.build(cfg, graph, width=narrow_w)
     wide = models.build(cfg, graph, width=wide_w)
+    assert models.structure(cfg, graph, narrow_w) == models.structure(cfg, graph, wide_w)
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     y = jnp.arange(4) % 10
     small = narrow.init(jax.random.key(1), x, train=False)

@@ -38,11 +38,11 @@ def augment_batch(images: jax.Array, rng: jax.Array, crop_pad: int = 4, flip: bo
     _check_images(images, "augment_batch")
     if style not in CROP_STYLES:
         raise ValueError(f"augment_batch: style={style!r}; allowed {list(CROP_STYLES)}")
-    want_float = style == "graph2nn"
-    if not (jnp.issubdtype(images.dtype, jnp.floating) if want_float
+    graph2nn = style == "graph2nn"
+    if not (jnp.issubdtype(images.dtype, jnp.floating) if graph2nn
             else images.dtype == jnp.uint8):
         raise TypeError(f"augment_batch style={style!r} expects "
-                        f"{'normalised floating' if want_float else 'uint8'} images, got "
+                        f"{'normalised floating' if graph2nn else 'uint8'} images, got "
                         f"{images.dtype}")
     if isinstance(crop_pad, bool) or not isinstance(crop_pad, (int, np.integer)) or crop_pad < 0:
         raise ValueError(f"crop_pad must be a static integer >= 0, got {crop_pad!r}")
@@ -53,17 +53,18 @@ def augment_batch(images: jax.Array, rng: jax.Array, crop_pad: int = 4, flip: bo
     def flipped(x):
         return x if flips is None else jnp.where(flips[:, None, None, None], x[:, :, ::-1, :], x)
 
-    out = flipped(images) if want_float else images
+    out = flipped(images) if graph2nn else images
     if crop_pad:
         padded = jnp.pad(out, ((0, 0), (crop_pad, crop_pad), (crop_pad, crop_pad), (0, 0)))
-        offsets = jax.random.randint(crop_key, (n, 2), 0, 2 * crop_pad + (not want_float))
+        highest = 2 * crop_pad - 1 if graph2nn else 2 * crop_pad
+        offsets = jax.random.randint(crop_key, (n, 2), 0, highest + 1)
 
         def crop(image, offset):
             return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),
                                          (h, w, image.shape[-1]))
 
         out = jax.vmap(crop)(padded, offsets)
-    return out if want_float else flipped(out)
+    return out if graph2nn else flipped(out)
 
 
 def normalize(images: jax.Array, mean, std) -> jax.Array:
