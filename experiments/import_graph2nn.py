@@ -1,0 +1,165 @@
+r"""Import the authors' recorded runs (graph2nn's final_results) as project workdirs.
+
+  python -m experiments.import_graph2nn --src ../shared/reference/graph2nn_results/final_results.tar.xz \
+      --task resnet34_imagenet --out runs/graph2nn/resnet34_imagenet
+  python -m experiments.import_graph2nn --src PATH --task all --out runs/graph2nn   # one workdir per task
+  python -m experiments.analyze --workdir runs/graph2nn/resnet34_imagenet
+
+PATH is graph2nn's `final_results` folder or the shipped `final_results.tar.xz`. TASK is
+one of mlp_cifar10, cnn6_imagenet, resnet34_imagenet, resnet34_sep_imagenet,
+resnet50_imagenet, efficientnet_imagenet, or all (then OUT/TASK for each).
+
+Each workdir gets `results.jsonl` with one record per (graph, seed, epoch) in the
+project's schema (graphs as `paper:SET/INDEX` with the project's C and L, the baseline as
+`complete:n=N`, `test_error` = the authors' top-1 error), keeping the authors' logged
+`width`, `gflops`, `params_m`, `top5_error` and `time_per_iter`; and `config.json`, which
+says where the data came from and which runs the authors' files lack (they are reported,
+never invented). Variant ids number the graphs in set order, the complete graph last,
+then the authors' training seeds. An OUT that already holds results is never touched.
+
+Epoch E is the evaluation after E epochs of training. The authors' epoch-0 files are left
+out: their logger evaluates "at initialisation" whenever a job starts, so a job that was
+restarted from a checkpoint wrote the restored model's error there (ResNet-34 seed 1 has
+25.8 % for the complete graph at "epoch 0", its final error), not the untrained model's.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+from absl import app, flags
+
+_SRC = flags.DEFINE_string("src", None, "graph2nn's final_results folder or final_results.tar.xz.")
+_TASK = flags.DEFINE_string("task", None, "The recorded task to import, or 'all'.")
+_OUT = flags.DEFINE_string("out", None, "The workdir to write (for 'all': one folder per task in it).")
+
+
+def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
+    """Writes one workdir per task (OUT itself for a single task); returns each config.json."""
+    from relgraph_jax import graph2nn_results
+    targets = {task: out if len(tasks) == 1 else os.path.join(out, task) for task in tasks}
+    for task, workdir in targets.items():
+        if os.path.exists(os.path.join(workdir, "results.jsonl")):
+            raise ValueError(f"--out {workdir!r} already holds results.jsonl; importing never "
+                             "overwrites or mixes results: use a new --out or delete that folder")
+    runs = graph2nn_results.load_runs(src, tasks, epochs="all")
+    runs = {task: [r for r in task_runs if r.epoch > 0] for task, task_runs in runs.items()}
+    empty = [task for task in tasks if not runs[task]]
+    if empty:
+        raise ValueError(f"--src {src!r} holds no file of task(s) {', '.join(empty)}")
+    written = {}
+    for task, workdir in targets.items():
+        records, missing = _records(task, runs[task])
+        config = {"source": {"kind": "graph2nn final_results (the authors' recorded runs)",
+                             "path": os.path.abspath(src), "task": task},
+                  "model": {"name": graph2nn_results.TASKS[task].model},
+                  "graphs": graph2nn_results.TASKS[task].graph_set,
+                  "epochs": sorted({r["epoch"] for r in records}),
+                  "seeds": sorted({r["seed"] for r in records}),
+                  "records": len(records), "missing_runs": missing,
+                  "left_out": "epoch 0: the authors' logger wrote the evaluation of whatever "
+                              "checkpoint a (re)started job loaded there, not of the untrained "
+                              "model",
+                  "fields": "test_error = the authors' top-1 error (%); width, gflops, "
+                            "params_m, top5_error, time_per_iter as their logger wrote them"}
+        _write(workdir, records, config)
+        written[task] = config
+    return written
+
+
+def _records(task: str, runs) -> tuple[list[dict], list[dict]]:
+    """Project-schema records of one task, and the (graph, seed) runs the files lack."""
+    from relgraph_jax import graphs
+    from relgraph_jax.graph2nn_results import TASKS
+    info = TASKS[task]
+    order = [g.spec for g in graphs.resolve(f"paper:{info.graph_set}")]
+    complete = f"complete:n={runs[0].nodes}"
+    present = {r.graph for r in runs}
+    specs = [s for s in order if s in present] + [complete]
+    seeds = sorted({r.seed for r in runs})
+    epochs = sorted({r.epoch for r in runs})
+    variant_of = {(spec, seed): i for i, (spec, seed) in
+                  enumerate((spec, seed) for spec in specs for seed in seeds)}
+    measured = {spec: graphs.RelationalGraph.from_spec(spec) for spec in specs}
+    records = []
+    for run in sorted(runs, key=lambda r: (variant_of[(r.graph, r.seed)], r.epoch)):
+        g = measured[run.graph]
+        records.append({"variant": variant_of[(run.graph, run.seed)], "epoch": run.epoch,
+                        "graph": run.graph, "C": g.C, "L": g.L, "seed": run.seed,
+                        "model": info.model, "hparams": {}, "status": "ok",
+                        "test_error": run.top1_error, "top5_error": run.top5_error,
+                        "width": run.width, "gflops": run.gflops, "params_m": run.params_m,
+                        "time_per_iter": run.time_per_iter})
+    have = {(r.graph, r.seed, r.epoch) for r in runs}
+    missing = []
+    for (spec, seed) in variant_of:
+        lacking = [e for e in epochs if (spec, seed, e) not in have]
+        if lacking:
+            missing.append({"graph": spec, "seed": seed, "epochs": _ranges(lacking)})
+    return records, missing
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    spans, start = [], numbers[0]
+    for a, b in zip(numbers, numbers[1:] + [None]):
+        if b != a + 1:
+            spans.append(f"{start}-{a}" if a != start else f"{a}")
+            start = b
+    return ", ".join(spans)
+
+
+def _write(workdir: str, records: list[dict], config: dict) -> None:
+    """results.jsonl and config.json, each written whole to a temporary file and renamed."""
+    os.makedirs(workdir, exist_ok=True)
+    for name, text in (("config.json", json.dumps(config, indent=1, sort_keys=True) + "\n"),
+                       ("results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n"
+                                                 for r in records))):
+        path = os.path.join(workdir, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+
+
+def _fail(message: str) -> None:
+    """One line on stderr and exit status 2: no traceback, no usage dump."""
+    print(f"import_graph2nn: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _tasks_asked() -> list[str]:
+    """The tasks asked for; a bad flag fails with one line, before anything is read."""
+    from relgraph_jax.graph2nn_results import TASKS
+    for name, flag in (("src", _SRC), ("task", _TASK), ("out", _OUT)):
+        if not flag.value:
+            _fail(f"--{name} is required (see --helpfull)")
+    if _TASK.value != "all" and _TASK.value not in TASKS:
+        _fail(f"--task={_TASK.value!r} is not a recorded task; allowed: {', '.join(TASKS)} or all")
+    if not os.path.exists(_SRC.value):
+        _fail(f"--src {_SRC.value!r} does not exist; give graph2nn's final_results folder or "
+              "final_results.tar.xz")
+    return list(TASKS) if _TASK.value == "all" else [_TASK.value]
+
+
+def main(argv):
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {argv[1:]}")
+    tasks = _tasks_asked()
+    try:
+        written = import_tasks(_SRC.value, tasks, _OUT.value)
+    except ValueError as error:
+        _fail(str(error))
+    for task, config in written.items():
+        where = _OUT.value if len(tasks) == 1 else os.path.join(_OUT.value, task)
+        lacking = "; ".join(f"{m['graph']} seed {m['seed']} (epochs {m['epochs']})"
+                            for m in config["missing_runs"]) or "none"
+        print(f"{task}: {config['records']} records -> {where}; runs missing in the "
+              f"authors' files: {lacking}")
+
+
+if __name__ == "__main__":
+    app.run(main)
