@@ -4,8 +4,16 @@
   python -m experiments.analyze --workdir=runs/mlp --out=docs/results/mlp --epoch=3
   python -m experiments.analyze --workdir=runs/mlp --compare=runs/resnet34
   python -m experiments.analyze --workdir=runs/grid --hparams=lr=0.1,weight_decay=0.0005
+  python -m experiments.analyze --workdir=runs/mlp --reference=runs/graph2nn_mlp
 
 Works on a sweep that is still running: whatever is missing is named in the report.
+
+--reference=REFDIR adds a section comparing this run with another workdir (e.g. the
+authors' recorded runs imported into results.jsonl) on the graphs both hold, matched by
+what they are, not by spec: correlation of the per-graph mean errors, mean offset, a
+scatter plot, best graph and sweet spot of each. REFDIR is read at its last epochs, or at
+--reference_epoch. A REFDIR without results.jsonl, or sharing no graph, is refused before
+anything is written.
 """
 import json
 import os
@@ -21,6 +29,10 @@ _COMPARE = flags.DEFINE_string("compare", None, "Another workdir whose heatmap t
                                "with (another architecture or graph set).")
 _EPOCH = flags.DEFINE_integer("epoch", None, "Analyse this epoch instead of each variant's last.",
                               lower_bound=0)
+_REFERENCE = flags.DEFINE_string("reference", None, "A workdir to compare with graph by graph "
+                                 "(e.g. the authors' recorded runs).")
+_REFERENCE_EPOCH = flags.DEFINE_integer("reference_epoch", None, "Read --reference at this "
+                                        "epoch instead of each variant's last.", lower_bound=0)
 _HPARAMS = flags.DEFINE_string("hparams", None, "In a hyper-parameter grid, the values to "
                                "analyse, e.g. lr=0.1,weight_decay=0.0005.")
 
@@ -30,7 +42,7 @@ def _has_results(workdir) -> bool:
     return workdir is None or os.path.isfile(os.path.join(workdir, "results.jsonl"))
 
 
-for _flag in ("workdir", "compare"):
+for _flag in ("workdir", "compare", "reference"):
     flags.register_validator(_flag, _has_results,
                              message=f"--{_flag} must be a workdir holding results.jsonl")
 
@@ -56,12 +68,14 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     hparams = parse_hparams(_HPARAMS.value)
+    if _REFERENCE_EPOCH.value is not None and _REFERENCE.value is None:
+        raise app.UsageError("--reference_epoch needs --reference")
     from relgraph_jax.analysis import write_report
     command = "python -m experiments.analyze " + shlex.join(sys.argv[1:])
     try:
         path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,
-                            epoch=_EPOCH.value, hparams=hparams,
-                            command=command)
+                            epoch=_EPOCH.value, hparams=hparams, command=command,
+                            reference=_REFERENCE.value, reference_epoch=_REFERENCE_EPOCH.value)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     print(f"wrote {path}")

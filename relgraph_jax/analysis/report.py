@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from relgraph_jax.analysis import brain, figures, loading, stats
+from relgraph_jax.analysis import brain, figures, loading, reference as reference_run, stats
 
 _GRIDS = (stats.PAPER_52, stats.PAPER_449)
 _FALLBACK_GRID = stats.paper_grid(27)  # 5x5
@@ -275,13 +275,18 @@ _METHOD = [
 
 def write_report(workdir: str, out: str | None = None, compare: str | None = None,
                  epoch: int | None = None, hparams: dict | None = None,
-                 command: str | None = None) -> str:
+                 command: str | None = None, reference: str | None = None,
+                 reference_epoch: int | None = None) -> str:
     """Analyses `workdir` (optionally against `compare`, at its last epochs) into `out`;
-    `epoch` and `hparams` choose records as in `loading.select`. Returns REPORT.md's path."""
+    `epoch` and `hparams` choose records as in `loading.select`. `reference`: a workdir to
+    compare graph by graph (`analysis.reference`), at `reference_epoch` or its last epochs;
+    ValueError before anything is written if it shares no graph. Returns REPORT.md's path."""
     began = time.perf_counter()
     index = loading.index_results(workdir)
     runs = loading.select(index, epoch, hparams)
     compare_runs = loading.load(compare) if compare is not None else None
+    matched = (reference_run.match(runs, loading.load(reference, reference_epoch))
+               if reference is not None else None)
     out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
     table = stats.per_graph(runs)
@@ -296,6 +301,9 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
         slices, summary["fits"] = _slices(table, out)
         correlations, summary["correlations"] = _correlations(index, runs, hparams, compare_runs, out)
         sections += [plane, slices, correlations, _graphs(table, out)]
+        if matched is not None:
+            lines, summary["reference"] = reference_run.section(matched, out)
+            sections.insert(2, _Section("Against the reference run", lines))
     sections.append(_Section("Method", _METHOD))
     seconds = time.perf_counter() - began
     sections.insert(0, _overview(runs, table, command, seconds))

@@ -1,0 +1,144 @@
+"""The importer of the authors' recorded runs, on a fixture cut from their real files.
+
+tests/fixtures/graph2nn_final_results holds rows of graph2nn's final_results, unchanged:
+ResNet-34-sep seeds 1 and 2 at epochs 34 and 35 (the complete graph, n64_52/36 and
+n64_52/2, whose seed-2 run stops after epoch 34 in the authors' files; seed 1's file names
+lack `_seed1`, seed 2's have `_seed2`) and the MLP at epoch 200 (the complete graph and
+graphs 0, 1943 and 3552 of n64_3942, 5 seeds stacked in one file).
+"""
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from experiments import import_graph2nn
+from relgraph_jax import graph2nn_results, graphs
+from relgraph_jax.analysis import loading, stats
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "graph2nn_final_results")
+SEP = "resnet34_sep_imagenet"
+
+
+def _arrays(folder, stem, epoch):
+    base = os.path.join(FIXTURE, folder)
+    return (np.load(os.path.join(base, f"names_{stem}_epoch{epoch}.npy")),
+            np.load(os.path.join(base, f"results_{stem}_epoch{epoch}.npy")))
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("imported"))
+    configs = import_graph2nn.import_tasks(FIXTURE, [SEP, "mlp_cifar10"], out)
+    return out, configs
+
+
+def _records(out, task):
+    with open(os.path.join(out, task, "results.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_every_row_of_both_file_name_patterns_becomes_one_record(imported):
+    out, configs = imported
+    records = _records(out, SEP)
+    rows = sum(len(_arrays(folder, stem, e)[0]) for folder, stem in
+               ((f"{SEP}_seed1", SEP), (f"{SEP}_seed2", f"{SEP}_seed2")) for e in (34, 35))
+    assert len(records) == rows == 11 == configs[SEP]["records"]
+    assert {(r["seed"], r["epoch"]) for r in records} == {(1, 34), (1, 35), (2, 34), (2, 35)}
+    names, results = _arrays(f"{SEP}_seed2", f"{SEP}_seed2", 35)
+    by_key = {(r["graph"], r["seed"], r["epoch"]): r for r in records}
+    for name_row, values in zip(names, results[:, 0]):
+        r = by_key[(graph2nn_results.graph_spec(SEP, name_row), 2, 35)]
+        assert (r["params_m"], r["gflops"], r["time_per_iter"], r["test_error"], r["top5_error"],
+                r["width"]) == tuple(float(v) for v in values[:5]) + (int(values[6]),)
+
+
+def test_graphs_get_paper_specs_with_the_projects_c_and_l(imported):
+    out, _ = imported
+    records = _records(out, SEP) + _records(out, "mlp_cifar10")
+    assert {r["graph"] for r in records} == {"complete:n=64", "paper:n64_52/2", "paper:n64_52/36",
+                                             "paper:n64_3942/0", "paper:n64_3942/1943",
+                                             "paper:n64_3942/3552"}
+    for r in records:
+        g = graphs.RelationalGraph.from_spec(r["graph"])
+        assert (r["C"], r["L"]) == (g.C, g.L)
+    # graph 36 of n64_52 is the paper's best ResNet-34-sep graph: C 0.303, L 2.048
+    best = next(r for r in records if r["graph"] == "paper:n64_52/36")
+    assert (round(best["C"], 3), round(best["L"], 3)) == (0.303, 2.048)
+
+
+def test_missing_runs_are_reported_not_invented(imported):
+    out, configs = imported
+    assert configs[SEP]["missing_runs"] == [{"graph": "paper:n64_52/2", "seed": 2, "epochs": "35"}]
+    assert configs["mlp_cifar10"]["missing_runs"] == []
+    assert not any(r["graph"] == "paper:n64_52/2" and r["seed"] == 2 and r["epoch"] == 35
+                   for r in _records(out, SEP))
+    with open(os.path.join(out, SEP, "config.json")) as f:
+        config = json.load(f)
+    assert config["source"]["task"] == SEP and config["model"] == {"name": "resnet34sep"}
+    assert config["epochs"] == [34, 35] and config["seeds"] == [1, 2]
+
+
+def test_records_round_trip_through_the_analysis_loader(imported):
+    out, _ = imported
+    runs = loading.load(os.path.join(out, "mlp_cifar10"))
+    assert runs.model == "mlp" and len(runs) == 4 * 5 and not runs.notes
+    table = stats.per_graph(runs)
+    names, results = _arrays("mlp_cifar10", "mlp_cifar10", 200)
+    expected = {graph2nn_results.graph_spec("mlp_cifar10", n): r[:, 3].mean()
+                for n, r in zip(names, results)}
+    assert {g: m for g, m in zip(table.graph, table.mean)} == pytest.approx(expected, abs=1e-12)
+    assert stats.complete_vs_best(table).best["graph"] == "paper:n64_3942/1943"
+    sep = loading.load(os.path.join(out, SEP), epoch=35)
+    assert any("lack some of seeds [1, 2]: paper:n64_52/2 (has seeds [1])" in n for n in sep.notes)
+
+
+def test_a_tar_xz_imports_like_the_folder(imported, tmp_path):
+    out, _ = imported
+    archive = tmp_path / "final_results.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(FIXTURE, arcname="analysis/final_results")
+    import_graph2nn.import_tasks(str(archive), [SEP], str(tmp_path / "from_tar"))
+    assert _records(str(tmp_path), "from_tar") == _records(out, SEP)
+
+
+def test_an_unmappable_row_is_a_clear_error(tmp_path):
+    bad = tmp_path / "final_results" / "mlp_cifar10"
+    bad.mkdir(parents=True)
+    names, results = _arrays("mlp_cifar10", "mlp_cifar10", 200)
+    names = names.copy()
+    names[1, 5] = "0.123456"  # a p no graph of the set has
+    np.save(bad / "names_mlp_cifar10_epoch200.npy", names)
+    np.save(bad / "results_mlp_cifar10_epoch200.npy", results)
+    with pytest.raises(ValueError, match=r"mlp_cifar10: no graph of paper set n64_3942 has .*p=0\.123456"):
+        import_graph2nn.import_tasks(str(tmp_path / "final_results"), ["mlp_cifar10"],
+                                     str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "resnet18", "--out", "OUT"], "--task='resnet18' is not a recorded task; allowed: "),
+    (["--task", "all"], "--out is required"),
+    (["--src", "/nonexistent", "--task", "all", "--out", "OUT"], "--src '/nonexistent' does not exist"),
+])
+def test_bad_flags_get_one_line_and_write_nothing(args, message, tmp_path):
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
+    if "--src" not in args:
+        args = ["--src", FIXTURE] + args
+    proc = subprocess.run([sys.executable, "-m", "experiments.import_graph2nn", *args],
+                          capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1
+    assert lines[0].startswith("import_graph2nn: ") and message in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_existing_workdir_is_never_overwritten(imported):
+    out, _ = imported
+    before = _records(out, SEP)
+    with pytest.raises(ValueError, match="already holds results.jsonl; importing never overwrites"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP], os.path.join(out, SEP))
+    assert _records(out, SEP) == before
