@@ -231,7 +231,9 @@ def section(m: Matched, out: str) -> tuple[list[str], dict]:
                       f"{_also(best['reference'], best['reference_here'], 'here')}, rank "
                       f"{best['rank_in_this']} of {n} in this run"]
         best_line = ("Best graph: **the same** in both runs." if best["same"] else
-                     "Best graph: **different** (ranks in the table).")
+                     f"Best graph: **different**; this run's is rank "
+                     f"{best['rank_in_reference']} in the reference, the reference's rank "
+                     f"{best['rank_in_this']} here (tied graphs share a rank).")
     if spots[0][0] is None or spots[1][0] is None:
         spot_line = "Sweet spots: not comparable, " + " and ".join(
             f"{who} has none" for who, (spot, _) in zip(("this run", "the reference"), spots)
