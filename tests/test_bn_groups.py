@@ -2,11 +2,12 @@
 precise BN (running statistics re-estimated after every epoch).
 
 A tiny Dense-BatchNorm-ReLU-Dense net is checked against numpy (forward, loss, batch
-statistics, precise estimates) and against a per-group flax loop (gradients); then the
-trainer end to end: resume and device counts keep records bitwise.
+statistics, precise estimates) and against a per-group flax loop (gradients), on 1 or 8
+devices; then the trainer end to end: precise BN after every epoch, resumed bitwise.
 """
 import os
 import sys
+import types
 
 import flax.linen as nn
 import jax
@@ -22,8 +23,8 @@ from relgraph_jax.train import variants as variants_lib
 sys.path.insert(0, os.path.dirname(__file__))
 from test_train import _records, tiny_config  # noqa: E402
 
-B, FEATURES, HIDDEN, CLASSES, EPS = 16, 4, 5, 3, 1e-5
-IMAGE = (2, 2, 1)  # flattened to FEATURES
+B, HIDDEN, CLASSES, EPS = 16, 5, 3, 1e-5
+IMAGE = (2, 2, 1)  # flattened to 4 features
 SPEC = data_lib.parse({"source": "digits", "augment": False})
 
 
@@ -35,10 +36,10 @@ class TinyNet(nn.Module):
         return nn.Dense(CLASSES)(nn.relu(x))
 
 
-def _programs(group, devices=1, data=1, variant_batch=1, tx=None, steps_per_epoch=4):
+def _programs(group, devices=1, data=1, variant_batch=1, tx=None):
     mesh = mesh_lib.make_mesh(data, devices)
     return step_lib.Programs(TinyNet(), tx or optax.sgd(1.0), mesh, batch_size=B,
-                             steps_per_epoch=steps_per_epoch, data_spec=SPEC,
+                             steps_per_epoch=4, data_spec=SPEC,
                              mean=np.zeros(1, np.float32), std=np.ones(1, np.float32),
                              eval_batch_size=B, variant_batch=variant_batch, bn_group_size=group)
 
@@ -61,15 +62,17 @@ def _put(programs, tree):
     return mesh_lib.put(tree, mesh_lib.shardings(programs.mesh).variants)
 
 
-def _batches(num, seeds=2, seed=0):
-    rng = np.random.default_rng(seed)
-    images = rng.normal(size=(num, seeds, B) + IMAGE).astype(np.float32)
-    labels = rng.integers(0, CLASSES, (num, seeds, B)).astype(np.int32)
+def _batches(num):
+    """`num` steps' batches of 2 seeds: images (num, 2, B, ...), labels (num, 2, B)."""
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(num, 2, B) + IMAGE).astype(np.float32)
+    labels = rng.integers(0, CLASSES, (num, 2, B)).astype(np.int32)
     return images, labels
 
 
-def _vconst(num_variants, seeds=2):
-    return {"seed_index": (np.arange(num_variants) % seeds).astype(np.int32)}
+def _vconst(num_variants):
+    """Variants alternate between the 2 seeds' batches."""
+    return {"seed_index": (np.arange(num_variants) % 2).astype(np.int32)}
 
 
 def _train(programs, host_state, vconst, images, labels):
@@ -262,6 +265,41 @@ def test_precise_bn_of_resident_batches_matches_numpy():
         new = _variant(out, v)["batch_stats"]["BatchNorm_0"]
         np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-3)
+
+
+def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
+    """StreamFeed (ImageNet) decodes the first batches of the asked epoch for every seed,
+    closes its iterators, and every bucket gets numpy's estimate."""
+    class FakeStream:
+        num_test, opened, closed = 0, [], []
+
+        def train_batches(self, batch_size, seed, epoch, first_batch=0):
+            self.opened.append((seed, epoch, first_batch))
+            rng = np.random.default_rng([seed, epoch])
+            try:
+                while True:
+                    yield data_lib.Batch(rng.normal(size=(batch_size,) + IMAGE).astype(
+                        np.float32), np.zeros(batch_size, np.int32), np.ones(batch_size, bool))
+            finally:
+                self.closed.append(seed)
+
+    stream, tx = FakeStream(), optax.sgd(0.1)
+    programs = _programs(4, tx=tx)
+    shard = mesh_lib.shardings(programs.mesh)
+    bucket = types.SimpleNamespace(programs=programs, state=_put(programs, _host_state(2, tx)),
+                                   vconst=_put(programs, _vconst(2)))
+    feed = feeds.StreamFeed(stream, shard, [3, 7], B, B, steps_per_epoch=4)
+    params = mesh_lib.fetch(bucket.state["params"])
+    feed.precise_bn([bucket], 9, 3, 8)
+    assert stream.opened == [(3, 9, 0), (7, 9, 0)] and sorted(stream.closed) == [3, 7]
+    out = mesh_lib.fetch(bucket.state)
+    for v, seed in enumerate((3, 7)):
+        rng = np.random.default_rng([seed, 9])
+        batches = [rng.normal(size=(B,) + IMAGE).astype(np.float32) for _ in range(3)]
+        mean, var = _np_precise(_variant(params, v), batches, 4)
+        new = _variant(out, v)["batch_stats"]["BatchNorm_0"]
+        np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-6)
 
 
 # ---- the trainer ----------------------------------------------------------------------

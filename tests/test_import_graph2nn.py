@@ -3,8 +3,10 @@
 tests/fixtures/graph2nn_final_results holds rows of graph2nn's final_results, unchanged:
 ResNet-34-sep seeds 1 and 2 at epochs 34 and 35 (the complete graph, n64_52/36 and
 n64_52/2, whose seed-2 run stops after epoch 34 in the authors' files; seed 1's file names
-lack `_seed1`, seed 2's have `_seed2`) and the MLP at epoch 200 (the complete graph and
-graphs 0, 1943 and 3552 of n64_3942, 5 seeds stacked in one file).
+lack `_seed1`, seed 2's have `_seed2`), ResNet-50 seed 1 at epoch 100 (the complete graph,
+n64_52/2, /22 and /36) and the MLP at epoch 200 (the complete graph and graphs 0, 549,
+1943, 2267, 2306 and 3552 of n64_3942, 5 seeds stacked in one file; 549, 2267 and 2306 are
+graphs 3, 27 and 29 of n64_52).
 """
 import json
 import os
@@ -16,8 +18,8 @@ import numpy as np
 import pytest
 
 from experiments import import_graph2nn
-from relgraph_jax import graph2nn_results, graphs
-from relgraph_jax.analysis import loading, stats
+from relgraph_jax import analysis, graph2nn_results, graphs
+from relgraph_jax.analysis import loading, reference, stats
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "graph2nn_final_results")
 SEP = "resnet34_sep_imagenet"
@@ -32,7 +34,7 @@ def _arrays(folder, stem, epoch):
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("imported"))
-    configs = import_graph2nn.import_tasks(FIXTURE, [SEP, "mlp_cifar10"], out)
+    configs = import_graph2nn.import_tasks(FIXTURE, [SEP, "resnet50_imagenet", "mlp_cifar10"], out)
     return out, configs
 
 
@@ -59,9 +61,10 @@ def test_every_row_of_both_file_name_patterns_becomes_one_record(imported):
 def test_graphs_get_paper_specs_with_the_projects_c_and_l(imported):
     out, _ = imported
     records = _records(out, SEP) + _records(out, "mlp_cifar10")
-    assert {r["graph"] for r in records} == {"complete:n=64", "paper:n64_52/2", "paper:n64_52/36",
-                                             "paper:n64_3942/0", "paper:n64_3942/1943",
-                                             "paper:n64_3942/3552"}
+    assert {r["graph"] for r in records} == {
+        "complete:n=64", "paper:n64_52/2", "paper:n64_52/36", "paper:n64_3942/0",
+        "paper:n64_3942/549", "paper:n64_3942/1943", "paper:n64_3942/2267",
+        "paper:n64_3942/2306", "paper:n64_3942/3552"}
     for r in records:
         g = graphs.RelationalGraph.from_spec(r["graph"])
         assert (r["C"], r["L"]) == (g.C, g.L)
@@ -85,7 +88,7 @@ def test_missing_runs_are_reported_not_invented(imported):
 def test_records_round_trip_through_the_analysis_loader(imported):
     out, _ = imported
     runs = loading.load(os.path.join(out, "mlp_cifar10"))
-    assert runs.model == "mlp" and len(runs) == 4 * 5 and not runs.notes
+    assert runs.model == "mlp" and len(runs) == 7 * 5 and not runs.notes
     table = stats.per_graph(runs)
     names, results = _arrays("mlp_cifar10", "mlp_cifar10", 200)
     expected = {graph2nn_results.graph_spec("mlp_cifar10", n): r[:, 3].mean()
@@ -142,3 +145,43 @@ def test_an_existing_workdir_is_never_overwritten(imported):
     with pytest.raises(ValueError, match="already holds results.jsonl; importing never overwrites"):
         import_graph2nn.import_tasks(FIXTURE, [SEP], os.path.join(out, SEP))
     assert _records(out, SEP) == before
+
+
+def _mean_errors(workdir, specs):
+    runs = loading.load(workdir)
+    return [runs.test_error[runs.graph == spec].mean() for spec in specs]
+
+
+def test_reference_between_two_imported_families(imported):
+    """ResNet-34-sep (epoch 35) against ResNet-50 (epoch 100) over the graphs both have."""
+    out, _ = imported
+    m = reference.match(loading.load(os.path.join(out, SEP)),
+                        loading.load(os.path.join(out, "resnet50_imagenet")))
+    shared = ["complete:n=64", "paper:n64_52/2", "paper:n64_52/36"]
+    assert sorted(m.this.graph) == sorted(m.other.graph) == shared and m.unshared == (0, 1)
+    report = analysis.write_report(os.path.join(out, SEP), out=os.path.join(out, "rep_sep"),
+                                   reference=os.path.join(out, "resnet50_imagenet"))
+    x = _mean_errors(os.path.join(out, SEP), shared)
+    y = _mean_errors(os.path.join(out, "resnet50_imagenet"), shared)
+    with open(report) as f:
+        text = f.read()
+    assert f"**3 shared graphs**: Pearson r = {np.corrcoef(x, y)[0, 1]:.3f}" in text
+
+
+def test_reference_between_the_cpu_study_and_the_authors_mlp(imported, tmp_path):
+    """The committed 1-seed, 2-epoch study against the authors' MLP, on the graphs both
+    have: graphs 3, 27 and 29 of n64_52 are 549, 2267 and 2306 of n64_3942."""
+    out, _ = imported
+    study = os.path.join(os.path.dirname(__file__), "..", "docs", "results", "mlp52")
+    report = analysis.write_report(study, out=str(tmp_path / "rep"),
+                                   reference=os.path.join(out, "mlp_cifar10"))
+    ours = _mean_errors(study, ["complete:n=64", "paper:n64_52/3", "paper:n64_52/27",
+                                "paper:n64_52/29"])
+    theirs = _mean_errors(os.path.join(out, "mlp_cifar10"), [
+        "complete:n=64", "paper:n64_3942/549", "paper:n64_3942/2267", "paper:n64_3942/2306"])
+    with open(report) as f:
+        text = f.read()
+    assert "| graphs | 53, 49 not shared | 7, 3 not shared |" in text
+    assert f"**4 shared graphs**: Pearson r = {np.corrcoef(ours, theirs)[0, 1]:.3f}" in text
+    offset = np.mean(np.subtract(ours, theirs))
+    assert f"Offset, this run minus the reference: {offset:+.2f} points" in text
