@@ -5,6 +5,7 @@
   python -m experiments.analyze --workdir=runs/mlp --compare=runs/resnet34
   python -m experiments.analyze --workdir=runs/grid --hparams=lr=0.1,weight_decay=0.0005
   python -m experiments.analyze --workdir=runs/mlp --reference=runs/graph2nn_mlp
+  python -m experiments.analyze --workdir=runs/graph2nn/mlp_cifar10 --paper_choices
 
 Works on a sweep that is still running: whatever is missing is named in the report.
 
@@ -35,6 +36,9 @@ _REFERENCE_EPOCH = flags.DEFINE_integer("reference_epoch", None, "Read --referen
                                         "epoch instead of each variant's last.", lower_bound=0)
 _HPARAMS = flags.DEFINE_string("hparams", None, "In a hyper-parameter grid, the values to "
                                "analyse, e.g. lr=0.1,weight_decay=0.0005.")
+_PAPER_CHOICES = flags.DEFINE_bool("paper_choices", False, "Use the paper's choices: population "
+                                   "std, the paper's best graph, its grids (right-closed C; "
+                                   "12x12 for 16 nodes). See relgraph_jax.analysis.paper.")
 
 
 def _has_results(workdir) -> bool:
@@ -75,7 +79,8 @@ def main(argv):
     try:
         path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,
                             epoch=_EPOCH.value, hparams=hparams, command=command,
-                            reference=_REFERENCE.value, reference_epoch=_REFERENCE_EPOCH.value)
+                            reference=_REFERENCE.value, reference_epoch=_REFERENCE_EPOCH.value,
+                            paper_choices=_PAPER_CHOICES.value)
     except ValueError as error:
         raise app.UsageError(str(error)) from error
     print(f"wrote {path}")

@@ -10,17 +10,21 @@ import importlib
 import numpy as np
 import pytest
 
+from relgraph_jax import budget, models
 from relgraph_jax.data import testing as data_testing
 from relgraph_jax.train import results, trainer
 
-# config module -> (nodes, base width, model-field overrides that shrink it)
+# config module -> (nodes, base width, model-field overrides that shrink it). EfficientNet
+# keeps its stage widths at its base widths, as B0 does (the expansion widths of its graph
+# models follow the base widths); its graph has 6 nodes and degree 4, so a matched stage
+# narrower than 6 channels would still have a WS recipe (k/n = 2/3 keeps k >= 2 down to 3).
 FAMILIES = {
     "mlp_cifar10": (8, 16, dict(stem_width=16)),
     "cnn8_imagenet": (8, 8, dict(stem_width=8)),
     "resnet34_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
     "resnet34sep_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
     "resnet50_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
-    "efficientnet_b0_imagenet": (4, 20, dict(stem_width=8, head_width=16, base_widths=(16, 24, 40),
+    "efficientnet_b0_imagenet": (6, 40, dict(stem_width=8, head_width=16, base_widths=(16, 24, 40),
                                              depths=(1, 1, 1), kernels=(3, 3, 5), strides=(1, 2, 2),
                                              expand_ratios=(1, 6, 6))),
 }
@@ -37,20 +41,24 @@ def test_one_step_of_every_family_on_mock_tfds(name, mock_tfds, tmp_path):
     nodes, width, shrink = FAMILIES[name]
     config = importlib.import_module(f"experiments.configs.{name}").get_config()
     config.model.update(dict(nodes=nodes, width=width, **shrink))
-    config.graphs = f"ws:n={nodes},k=2,p=0.3,seed=1;complete:n={nodes}"
+    config.graphs = f"ws:n={nodes},k={4 if nodes == 6 else 2},p=0.3,seed=1;complete:n={nodes}"
     config.seeds = 1
     config.data.source = "tfds"
     config.data.path = None
     if config.data.name == "imagenet2012":
         config.data.image_size = 32
     config.input_shape = (32, 32, 3)
+    # BatchNorm over 2 groups of 4 and precise BN from the one batch: both run in each path.
     config.train.update(dict(batch_size=8, epochs=1, eval_batch_size=8, steps_per_call=1,
-                             width_buckets=1))
+                             width_buckets=1, bn_group_size=4, precise_bn_samples=8))
     summary = trainer.train_and_evaluate(config, str(tmp_path))
     assert summary["finished"] and summary["steps_run"] == 1
     recs = results.read_records(str(tmp_path / results.RESULTS_FILE))
     assert [r["graph"] for r in recs] == config.graphs.split(";")
     assert all(r["status"] == "ok" and np.isfinite(r["train_loss"]) for r in recs)
     assert all(0.0 <= r["test_error"] <= 100.0 for r in recs)
-    # The sparse graph is budget-matched wider than the complete graph's width.
-    assert recs[0]["width"] > recs[1]["width"] == width
+    # Each variant trains at its budget-matched widths; the complete graph at the defaults.
+    graph = config.graphs.split(";")[0]
+    assert recs[0]["widths"] == list(budget.match(config.model, graph, config.input_shape).widths)
+    assert recs[1]["widths"] == list(models.default_widths(config.model))
+    assert recs[0]["widths"] != recs[1]["widths"]

@@ -16,6 +16,13 @@ sys.path.insert(0, os.path.dirname(__file__))
 from test_train import REPO, tiny_config  # noqa: E402
 
 
+def _both(*changes):
+    def apply(config, tmp_path):
+        for change in changes:
+            change(config, tmp_path)
+    return apply
+
+
 def _set(path, value):
     """A change to one config field (new keys allowed: the config is not locked)."""
     def apply(config, tmp_path):
@@ -68,7 +75,10 @@ BAD_INPUTS = [
     ("unknown paper set", _set("graphs", "paper:n16_999"), r"unknown paper graph set 'n16_999'"),
     ("index outside a set", _set("graphs", "paper:n16_48/48"), r"index 48 is outside paper set n16_48; allowed: 0\.\.47"),
     ("graph nodes != model nodes", _set("graphs", "paper:n64_52/0"), r"has 64 nodes but config\.model\.nodes is 16"),
-    ("more nodes than channels", _set("model.width", 8), r"8 (input|output) channels, fewer than the graph's 16 nodes"),
+    # A WS graph narrower than its nodes is rebuilt at fewer nodes (graph2nn's rule); a
+    # graph without a recipe is refused.
+    ("more nodes than channels", _both(_set("model.width", 8), _set("graphs", "edges:n=16,0-1,1-2")),
+     r"layer graph0: 32 -> 8 channels, fewer than the graph's 16 nodes, and graph 'edges:n=16,0-1,1-2' has no recipe"),
     ("unknown model family", _set("model.name", "vgg16"), r"unknown model family 'vgg16'"),
     ("unknown data source", _set("data.source", "kaggle"), r"kaggle"),
     ("missing data file", _set("data", dict(source="arrays", name="cifar10", path="/nonexistent/c.npz", augment=False)),

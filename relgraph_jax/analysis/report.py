@@ -15,9 +15,8 @@ import time
 
 import numpy as np
 
-from relgraph_jax.analysis import brain, figures, loading, reference as reference_run, stats
+from relgraph_jax.analysis import brain, figures, loading, paper, reference as reference_run, stats
 
-_GRIDS = (stats.PAPER_52, stats.PAPER_449)
 _FALLBACK_GRID = stats.paper_grid(27)  # 5x5
 _EARLY_EPOCHS = 6
 _LISTED_GRAPHS = 60  # the 52 set and the complete graph are listed in full
@@ -126,17 +125,17 @@ def _plane_grid(runs, grid, best, marks, out, note="") -> tuple[list[str], dict,
     return lines, summary, sweet
 
 
-def _plane(runs, table, baseline, marks, out) -> tuple[_Section, dict]:
+def _plane(runs, table, baseline, marks, out, grids) -> tuple[_Section, dict]:
     best = None
     if baseline.best is not None:
         best = brain.PlanePoint(baseline.best["graph"], baseline.best["graph"],
                                 baseline.best["C"], baseline.best["L"])
     lines, summary, spots = [], {}, {}
-    for grid in _GRIDS:
+    for grid in grids:
         grid_lines, summary[grid.name], spots[grid.name] = _plane_grid(runs, grid, best, marks,
                                                                        out)
         lines += grid_lines
-    if spots[stats.PAPER_52.name] is None:
+    if spots[grids[0].name] is None:
         # Without repeated runs per bin (one seed on the 52 set), bins of several graphs
         # still allow the test, over graphs instead of seeds.
         grid = _FALLBACK_GRID
@@ -158,7 +157,7 @@ def _plane(runs, table, baseline, marks, out) -> tuple[_Section, dict]:
     return _Section("Error over the (C, L) plane", lines), summary
 
 
-def _slices(table, out) -> tuple[_Section, dict]:
+def _slices(table, out, grid) -> tuple[_Section, dict]:
     plane = ~table.is_complete_graph
     fits, rows, summary = {}, [], {}
     for axis in ("C", "L"):
@@ -175,19 +174,17 @@ def _slices(table, out) -> tuple[_Section, dict]:
                      f"{fit.r2:.3f}", fit.n])
         summary[axis] = dataclasses.asdict(fit) | {"vertex": fit.vertex}
     lines = ["Each point is one graph's mean error over seeds; grey squares are the means over "
-             f"{stats.PAPER_52.name} bins along the axis; the red curve is the least-squares "
+             f"{grid.name} bins along the axis; the red curve is the least-squares "
              "quadratic error = a x^2 + b x + c.", ""]
     if len(table):
-        figures.plot_slices(table, fits, {"C": stats.PAPER_52.c_edges,
-                                          "L": stats.PAPER_52.l_edges},
+        figures.plot_slices(table, fits, {"C": grid.c_edges, "L": grid.l_edges},
                             os.path.join(out, "slices.png"))
         lines += ["![error vs C and L](slices.png)", ""]
     lines += _table(["axis x", "a", "b", "c", "minimum at x", "R^2", "graphs"], rows)
     return _Section("Error vs C and vs L", lines), summary
 
 
-def _correlations(index, runs, hparams, compare_runs, out) -> tuple[_Section, dict]:
-    grid = stats.PAPER_52
+def _correlations(index, runs, hparams, compare_runs, out, grid) -> tuple[_Section, dict]:
     reference = stats.plane_heatmap(runs, grid)
     rows, summary, extra = [], {}, []
 
@@ -276,35 +273,40 @@ _METHOD = [
 def write_report(workdir: str, out: str | None = None, compare: str | None = None,
                  epoch: int | None = None, hparams: dict | None = None,
                  command: str | None = None, reference: str | None = None,
-                 reference_epoch: int | None = None) -> str:
+                 reference_epoch: int | None = None, paper_choices: bool = False) -> str:
     """Analyses `workdir` (optionally against `compare`, at its last epochs) into `out`;
     `epoch` and `hparams` choose records as in `loading.select`. `reference`: a workdir to
     compare graph by graph (`analysis.reference`), at `reference_epoch` or its last epochs;
-    ValueError before anything is written if it shares no graph. Returns REPORT.md's path."""
+    ValueError before anything is written if it shares no graph. `paper_choices`: the
+    paper's std, best graph and grids instead of the project's (`analysis.paper`).
+    Returns REPORT.md's path."""
     began = time.perf_counter()
     index = loading.index_results(workdir)
     runs = loading.select(index, epoch, hparams)
     compare_runs = loading.load(compare) if compare is not None else None
     matched = (reference_run.match(runs, loading.load(reference, reference_epoch))
                if reference is not None else None)
+    choice = paper.choices_for(runs) if paper_choices and len(runs) else paper.PROJECT
     out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
-    table = stats.per_graph(runs)
-    baseline = stats.complete_vs_best(table)
+    table = stats.per_graph(runs, choice.ddof)
+    baseline = stats.complete_vs_best(table, choice.best)
     marks = brain.brain_points()
     sections = [_data_status(runs.notes), _baseline(baseline)]
     summary = {"workdir": runs.workdir, "epoch": runs.epoch, "runs": len(runs),
                "graphs": len(table), "notes": list(runs.notes),
                "complete": baseline.complete, "best": baseline.best, "gain": baseline.gain}
     if len(runs):
-        plane, summary["sweet_spot"] = _plane(runs, table, baseline, marks, out)
-        slices, summary["fits"] = _slices(table, out)
-        correlations, summary["correlations"] = _correlations(index, runs, hparams, compare_runs, out)
+        plane, summary["sweet_spot"] = _plane(runs, table, baseline, marks, out, choice.grids)
+        slices, summary["fits"] = _slices(table, out, choice.grids[0])
+        correlations, summary["correlations"] = _correlations(index, runs, hparams, compare_runs,
+                                                              out, choice.grids[0])
         sections += [plane, slices, correlations, _graphs(table, out)]
         if matched is not None:
             lines, summary["reference"] = reference_run.section(matched, out)
             sections.insert(2, _Section("Against the reference run", lines))
-    sections.append(_Section("Method", _METHOD))
+    sections.append(_Section("Method", _METHOD + list(choice.notes)))
+    summary["paper_choices"] = choice is not paper.PROJECT
     seconds = time.perf_counter() - began
     sections.insert(0, _overview(runs, table, command, seconds))
     text = [f"# Graph structure study: `{os.path.basename(os.path.normpath(runs.workdir))}`", ""]

@@ -35,7 +35,7 @@ class GraphTable:
     C: np.ndarray
     L: np.ndarray
     mean: np.ndarray
-    std: np.ndarray     # sample std (ddof=1); NaN with one seed
+    std: np.ndarray     # std over seeds with per_graph's ddof (default 1); NaN if seeds <= ddof
     seeds: np.ndarray   # number of seeds
     width: np.ndarray
     params: np.ndarray
@@ -54,14 +54,17 @@ class GraphTable:
                 "params": int(self.params[i])}
 
 
-def per_graph(runs: Runs) -> GraphTable:
-    """Mean and std of the test error over seeds for each graph."""
+def per_graph(runs: Runs, ddof: int = 1) -> GraphTable:
+    """Mean and std of the test error over seeds for each graph. ddof=1: the sample std
+    (the project's default); ddof=0: the population std, which the paper prints (np.std)."""
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 (population std) or 1 (sample std), got {ddof!r}")
     names, first, inverse = np.unique(runs.graph, return_index=True, return_inverse=True)
     n = np.bincount(inverse, minlength=len(names))
     mean = np.bincount(inverse, runs.test_error, len(names)) / np.maximum(n, 1)
     squares = np.bincount(inverse, (runs.test_error - mean[inverse]) ** 2, len(names))
     with np.errstate(invalid="ignore", divide="ignore"):
-        std = np.where(n > 1, np.sqrt(squares / (n - 1)), np.nan)
+        std = np.where(n > ddof, np.sqrt(squares / (n - ddof)), np.nan)
     order = np.lexsort((names, mean))
     return GraphTable(graph=names[order], C=runs.C[first][order], L=runs.L[first][order],
                       mean=mean[order], std=std[order], seeds=n[order],
@@ -82,10 +85,16 @@ class Baseline:
         return self.complete["mean"] - self.best["mean"]
 
 
-def complete_vs_best(table: GraphTable) -> Baseline:
-    """Complete graph and the graph with the lowest mean error among the others."""
+def complete_vs_best(table: GraphTable, best: str | None = None) -> Baseline:
+    """Complete graph and the graph with the lowest mean error among the others, or the
+    graph `best` names (a spec in the table): the paper sometimes names another graph than
+    the lowest mean (a tie, or a best graph it judged too variable)."""
     complete = np.flatnonzero(table.is_complete_graph)
     others = np.flatnonzero(~table.is_complete_graph)  # already sorted best first
+    if best is not None:
+        others = np.flatnonzero(table.graph.astype(str) == best)
+        if not len(others):
+            raise ValueError(f"best={best!r} is not a graph of this table")
     return Baseline(complete=table.row(complete[0]) if len(complete) else None,
                     best=table.row(others[0]) if len(others) else None)
 
@@ -97,10 +106,13 @@ _PAPER_L_EDGES = np.linspace(1.0, 4.5, 136)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Grid:
-    """Bin edges over clustering coefficient C and average path length L."""
+    """Bin edges over clustering coefficient C and average path length L. Bins are
+    [lo, hi), the last one closed; `c_right_closed` makes C's (lo, hi], as the paper's
+    heatmap figures bin C (np.digitize(C, edges, right=True)), the first one open."""
     name: str
     c_edges: np.ndarray
     l_edges: np.ndarray
+    c_right_closed: bool = False
 
     def __post_init__(self):
         for axis in ("c_edges", "l_edges"):
@@ -116,7 +128,7 @@ class Grid:
 
     def locate(self, C, L) -> tuple[np.ndarray, np.ndarray]:
         """Bin indices of each (C, L); -1 on both where the point is outside the grid."""
-        ci = _bin_of(self.c_edges, np.asarray(C, dtype=np.float64))
+        ci = _bin_of(self.c_edges, np.asarray(C, dtype=np.float64), self.c_right_closed)
         li = _bin_of(self.l_edges, np.asarray(L, dtype=np.float64))
         outside = (ci < 0) | (li < 0)
         return np.where(outside, -1, ci), np.where(outside, -1, li)
@@ -128,7 +140,10 @@ class Grid:
         return float(self.l_edges[j0]), float(self.l_edges[j1 + 1])
 
 
-def _bin_of(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+def _bin_of(edges: np.ndarray, x: np.ndarray, right_closed: bool = False) -> np.ndarray:
+    if right_closed:  # (lo, hi]: x on the first edge is outside, as np.digitize has it
+        i = np.searchsorted(edges, x, side="left") - 1
+        return np.where((x <= edges[0]) | (x > edges[-1]) | ~np.isfinite(x), -1, i)
     i = np.searchsorted(edges, x, side="right") - 1
     i = np.where(x == edges[-1], len(edges) - 2, i)
     return np.where((x < edges[0]) | (x > edges[-1]) | ~np.isfinite(x), -1, i)
