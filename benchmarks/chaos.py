@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import random
 import shutil
@@ -21,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+
+from relgraph_jax import results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP_FLAGS = [
@@ -72,9 +73,7 @@ def _run_and_kill(workdir, log, delay, aim_at_save):
 
 
 def _records(workdir):
-    path = os.path.join(workdir, "results.jsonl")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.endswith("\n")]
+    return results.read_records(os.path.join(workdir, results.RESULTS_FILE))
 
 
 def compare(reference, candidate):

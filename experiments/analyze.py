@@ -23,6 +23,8 @@ import sys
 
 from absl import app, flags
 
+from relgraph_jax.results import RESULTS_FILE
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir holding results.jsonl.")
 _OUT = flags.DEFINE_string("out", None, "Folder for REPORT.md and figures (default "
                            "WORKDIR/report).")
@@ -43,12 +45,12 @@ _PAPER_CHOICES = flags.DEFINE_bool("paper_choices", False, "Use the paper's choi
 
 def _has_results(workdir) -> bool:
     # Checked before the analysis stack (matplotlib, scipy) is imported: a typo fails fast.
-    return workdir is None or os.path.isfile(os.path.join(workdir, "results.jsonl"))
+    return workdir is None or os.path.isfile(os.path.join(workdir, RESULTS_FILE))
 
 
 for _flag in ("workdir", "compare", "reference"):
     flags.register_validator(_flag, _has_results,
-                             message=f"--{_flag} must be a workdir holding results.jsonl")
+                             message=f"--{_flag} must be a workdir holding {RESULTS_FILE}")
 
 
 def parse_hparams(text: str | None) -> dict | None:

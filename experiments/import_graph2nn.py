@@ -31,6 +31,8 @@ import sys
 
 from absl import app, flags
 
+from relgraph_jax import results
+
 _SRC = flags.DEFINE_string("src", None, "graph2nn's final_results folder or final_results.tar.xz.")
 _TASK = flags.DEFINE_string("task", None, "The recorded task to import, or 'all'.")
 _OUT = flags.DEFINE_string("out", None, "The workdir to write (for 'all': one folder per task in it).")
@@ -41,9 +43,10 @@ def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
     from relgraph_jax import graph2nn_results
     targets = {task: out if len(tasks) == 1 else os.path.join(out, task) for task in tasks}
     for task, workdir in targets.items():
-        if os.path.exists(os.path.join(workdir, "results.jsonl")):
-            raise ValueError(f"--out {workdir!r} already holds results.jsonl; importing never "
-                             "overwrites or mixes results: use a new --out or delete that folder")
+        if os.path.exists(os.path.join(workdir, results.RESULTS_FILE)):
+            raise ValueError(f"--out {workdir!r} already holds {results.RESULTS_FILE}; importing "
+                             "never overwrites or mixes results: use a new --out or delete that "
+                             "folder")
     runs = graph2nn_results.load_runs(src, tasks, epochs="all")
     runs = {task: [r for r in task_runs if r.epoch > 0] for task, task_runs in runs.items()}
     empty = [task for task in tasks if not runs[task]]
@@ -112,17 +115,11 @@ def _ranges(numbers: list[int]) -> str:
 
 
 def _write(workdir: str, records: list[dict], config: dict) -> None:
-    """results.jsonl and config.json, each written whole to a temporary file and renamed."""
+    """config.json and results.jsonl, each written whole to a temporary file and renamed."""
     os.makedirs(workdir, exist_ok=True)
-    for name, text in (("config.json", json.dumps(config, indent=1, sort_keys=True) + "\n"),
-                       ("results.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n"
-                                                 for r in records))):
-        path = os.path.join(workdir, name)
-        with open(path + ".tmp", "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
+    results.write_atomically(os.path.join(workdir, "config.json"),
+                             (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
+    results.write_atomically(os.path.join(workdir, results.RESULTS_FILE), results.encode(records))
 
 
 def _fail(message: str) -> None:

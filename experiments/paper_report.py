@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from experiments.import_graph2nn import import_tasks
-from relgraph_jax import graph2nn_results
+from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import brain, loading, paper, stats, write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -453,7 +453,7 @@ def build(src: str, out: str) -> float:
                                  f"--workdir=IMPORTED/{task} --epoch={final} --paper_choices)")
             families[task] = _family(task, workdir, final)
             if 3 in config["epochs"]:  # the MLP has its last epoch only
-                index = loading.index_results(workdir)
+                index = results.index_results(workdir)
                 epochs, r = paper.epoch_correlations(index, final)
                 curves[task] = (epochs, r)
                 early = stats.plane_heatmap(loading.select(index, 3), stats.PAPER_52)

@@ -44,26 +44,12 @@ def _masks(module: nn.Module, arrays: dict) -> dict:
 
 
 def _graph_weights(module: nn.Module, in_features: int, window: tuple):
-    """Create (at init) or read the layer's weights: (kernel, mask), (kernel, tables) or
-    (blocks, structure)."""
-    layer = _layer_name(module)
-    graph = relational.as_graph(module.graph)
-    if module.impl == "mask":
-        mask = relational.layer_mask(graph, in_features, module.features, module.partition, layer=layer)
-        kernel = module.param("kernel", lambda key: ops.init_graph_kernel(
-            key, window, mask, None, module.kernel_init, module.param_dtype))
-        return kernel, _masks(module, {"mask": mask})["mask"]
-    if module.impl == "gather":
-        tables = relational.gather_tables(graph, in_features, module.features, module.partition,
-                                          degree_slots=module.degree_slots, layer=layer)
-        mask = relational.layer_mask(graph, in_features, module.features, module.partition, layer=layer)
-        kernel = module.param("kernel", lambda key: ops.init_graph_kernel(
-            key, window, mask, tables, module.kernel_init, module.param_dtype))
-        return kernel, _masks(module, tables.arrays())
-    structure = relational.block_structure(graph, in_features, module.features, module.partition, layer=layer)
-    blocks = module.param("blocks", lambda key: ops.init_graph_kernel(
-        key, window, structure.mask, structure, module.kernel_init, module.param_dtype))
-    return blocks, structure
+    """Create (at init) or read the layer's weights and what the op takes beside them."""
+    layout = ops.graph_layout(module.impl, module.graph, in_features, module.features, module.partition,
+                              degree_slots=getattr(module, "degree_slots", None), layer=_layer_name(module))
+    weights = module.param(layout.weight, lambda key: layout.init(key, window, module.kernel_init,
+                                                                  module.param_dtype))
+    return weights, layout.static(_masks(module, layout.arrays()))
 
 
 def _bias(module: nn.Module):
@@ -143,10 +129,7 @@ class MaskedConv(nn.Module):
         weights, static = _graph_weights(self, x.shape[-1], window)
         bias = _bias(self)
         x, weights, bias = nn.dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
-        if self.impl == "mask":
-            y = ops.masked_conv(x, weights, static, strides, padding)
-        else:
-            y = ops.block_conv(x, weights, static, strides, padding)
+        y = ops.graph_conv(self.impl, x, weights, static, strides, padding)
         return y if bias is None else y + bias
 
 

@@ -33,37 +33,20 @@ class _GraphLayer(nnx.Module):
             raise ValueError(f"{layer}: out_features must be a positive int, got {out_features!r}")
         ops.check_impl(impl, layer, impls)
         relational.check_partition(partition, layer)
-        graph = relational.as_graph(graph, layer)
+        self.layout = ops.graph_layout(impl, graph, in_features, out_features, partition,
+                                       degree_slots=degree_slots, layer=layer)
         self.impl = impl
         self.dtype = dtype
-        if impl == "mask":
-            mask = relational.layer_mask(graph, in_features, out_features, partition, layer=layer)
-            self.kernel = nnx.Param(ops.init_graph_kernel(rngs.params(), window, mask, None, kernel_init,
-                                                          param_dtype))
-            self.mask = Mask(jnp.asarray(mask))
-        elif impl == "gather":
-            tables = relational.gather_tables(graph, in_features, out_features, partition,
-                                              degree_slots=degree_slots, layer=layer)
-            mask = relational.layer_mask(graph, in_features, out_features, partition, layer=layer)
-            self.kernel = nnx.Param(ops.init_graph_kernel(rngs.params(), window, mask, tables,
-                                                          kernel_init, param_dtype))
-            for name, table in tables.arrays().items():
-                setattr(self, name, Mask(jnp.asarray(table)))
-        else:
-            self.structure = relational.block_structure(graph, in_features, out_features, partition, layer=layer)
-            self.blocks = nnx.Param(ops.init_graph_kernel(rngs.params(), window, self.structure.mask,
-                                                          self.structure, kernel_init, param_dtype))
+        setattr(self, self.layout.weight,
+                nnx.Param(self.layout.init(rngs.params(), window, kernel_init, param_dtype)))
+        for name, array in self.layout.arrays().items():
+            setattr(self, name, Mask(jnp.asarray(array)))
         self.bias = nnx.Param(bias_init(rngs.params(), (out_features,), param_dtype)) if use_bias else None
 
     def _weights(self, x):
         """(x, weights, static, bias) promoted to the computation dtype."""
-        weights = self.blocks[...] if self.impl == "blocks" else self.kernel[...]
-        if self.impl == "mask":
-            static = self.mask[...]
-        elif self.impl == "gather":
-            static = {name: getattr(self, name)[...] for name in ("reads", "out_node", "out_slot")}
-        else:
-            static = self.structure
+        weights = getattr(self, self.layout.weight)[...]
+        static = self.layout.static({name: getattr(self, name)[...] for name in self.layout.arrays()})
         bias = None if self.bias is None else self.bias[...]
         x, weights, bias = dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)
         return x, weights, static, bias
@@ -105,8 +88,7 @@ class MaskedConv(_GraphLayer):
         if x.ndim < 4:
             raise ValueError(f"{type(self).__name__}: input must be (batch..., H, W, C), got shape {x.shape}")
         x, weights, static, bias = self._weights(x)
-        conv = ops.masked_conv if self.impl == "mask" else ops.block_conv
-        y = conv(x, weights, static, self.strides, self.padding)
+        y = ops.graph_conv(self.impl, x, weights, static, self.strides, self.padding)
         return y if bias is None else y + bias
 
 

@@ -1,6 +1,6 @@
 """The layer math of graph layers, as pure functions shared by the linen and nnx layers.
 
-Two implementations of the same linear map:
+Three implementations of the same linear map:
 - mask path (reference): the dense kernel times the (in, out) 0/1 mask; a conv shares
   the mask over its kernel window. Off-graph weights get zero gradient.
 - gather path: kernel (n, degree slots, in_group, out_group); each output node gathers
@@ -18,13 +18,15 @@ Kernels use the Flax layouts: (in, out) for dense, (kh, kw, in, out) (HWIO) for 
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from relgraph_jax.relational import BlockStructure
+from relgraph_jax import relational
+from relgraph_jax.relational import BlockStructure, GatherTables
 
 IMPLS = ("mask", "blocks", "gather")
 CONV_IMPLS = ("mask", "blocks")
@@ -212,6 +214,15 @@ def graph_matmul(impl: str, x, weights, static):
     return block_matmul(x, weights, static)
 
 
+def graph_conv(impl: str, x, weights, static, strides: Sequence[int] = (1, 1), padding="SAME"):
+    """The graph conv for impl "mask" or "blocks": static is the mask or the BlockStructure
+    that goes with `weights` (the gather layout has no conv)."""
+    check_impl(impl, "graph_conv", CONV_IMPLS)
+    if impl == "mask":
+        return masked_conv(x, weights, static, strides, padding)
+    return block_conv(x, weights, static, strides, padding)
+
+
 def dense_to_gather(kernel, tables, out_group: int):
     """(in, out) kernel -> (n, degree_slots, in_group, out_group); unused slots are 0."""
     n = tables.reads.shape[0]
@@ -249,3 +260,52 @@ def init_graph_kernel(key, window: tuple, mask, layout=None, kernel_init=None, d
     if isinstance(layout, BlockStructure):
         return dense_to_blocks(dense, layout)
     return dense_to_gather(dense, layout, layout.out_group)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GraphLayout:
+    """How one graph layer stores its weights under `impl`, so that the linen and nnx
+    layers build the same variables and call the same ops.
+
+    weight: the parameter's name ("kernel", or "blocks" for impl="blocks").
+    arrays(): the graph's arrays kept as variables (the "masks" collection): the mask, the
+    gather tables, or none for blocks, whose structure is compiled into the program.
+    static(arrays): what graph_matmul / graph_conv take beside the weights, made from those
+    arrays as the layer holds them (a caller may have replaced them, e.g. stacked graphs).
+    """
+    impl: str
+    mask: np.ndarray
+    layout: BlockStructure | GatherTables | None
+
+    @property
+    def weight(self) -> str:
+        return "blocks" if self.impl == "blocks" else "kernel"
+
+    def arrays(self) -> dict:
+        if self.impl == "mask":
+            return {"mask": self.mask}
+        return self.layout.arrays() if self.impl == "gather" else {}
+
+    def static(self, arrays: dict):
+        if self.impl == "mask":
+            return arrays["mask"]
+        return dict(arrays) if self.impl == "gather" else self.layout
+
+    def init(self, key, window: tuple, kernel_init=None, dtype=jnp.float32):
+        return init_graph_kernel(key, window, self.mask, self.layout, kernel_init, dtype)
+
+
+def graph_layout(impl: str, graph, in_channels: int, out_channels: int,
+                 partition: str = relational.DEFAULT_PARTITION, *, degree_slots: int | None = None,
+                 layer: str = "layer") -> GraphLayout:
+    """The GraphLayout of a graph layer; errors name `layer`."""
+    check_impl(impl, layer)
+    graph = relational.as_graph(graph, layer)
+    mask = relational.layer_mask(graph, in_channels, out_channels, partition, layer=layer)
+    layout = None
+    if impl == "gather":
+        layout = relational.gather_tables(graph, in_channels, out_channels, partition,
+                                          degree_slots=degree_slots, layer=layer)
+    elif impl == "blocks":
+        layout = relational.block_structure(graph, in_channels, out_channels, partition, layer=layer)
+    return GraphLayout(impl, mask, layout)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from relgraph_jax import analysis
+from relgraph_jax import analysis, results
 from relgraph_jax.analysis import loading, report, stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,7 +34,7 @@ def _record(variant, graph, C, L, seed, epoch, error, status="ok", **extra):
 
 def _write(workdir, records, tail=b""):
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "results.jsonl"), "wb") as f:
+    with open(os.path.join(workdir, results.RESULTS_FILE), "wb") as f:
         f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
         f.write(tail)
     return str(workdir)
@@ -93,8 +93,8 @@ def test_chosen_epoch_keeps_the_last_written_repeat(partial_workdir):
 
 
 def test_fast_index_matches_parsing_every_line(partial_workdir):
-    fast = loading.index_results(partial_workdir)
-    slow = loading.index_results(partial_workdir, parse_every_line=True)
+    fast = results.index_results(partial_workdir)
+    slow = results.index_results(partial_workdir, parse_every_line=True)
     assert not fast.parsed_every_line and slow.parsed_every_line
     for key in ("variant", "epoch", "start", "stop"):
         np.testing.assert_array_equal(getattr(fast, key), getattr(slow, key))
@@ -107,12 +107,12 @@ def test_misaligned_keys_fall_back_to_exact_parsing(tmp_path):
     lines = [json.dumps(r, sort_keys=True) for r in records]
     lines.append(json.dumps({"variant": 2, "note": "no epoch here"}))
     lines.append(json.dumps(_record(0, "ws:a", 0.3, 2.0, 0, 2, 30.0), sort_keys=True))
-    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / results.RESULTS_FILE).write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match="mix 2 configurations"):
         analysis.load(str(tmp_path))
     records[1]["hparams"] = {"lr": 0.1}
     lines[1] = json.dumps(records[1], sort_keys=True) + ', "epoch": 7'  # not JSON any more
-    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / results.RESULTS_FILE).write_text("\n".join(lines) + "\n")
     runs = analysis.load(str(tmp_path))
     assert runs.variant.tolist() == [0] and runs.test_error.tolist() == [30.0]
     assert "2 line(s) are not records with integer 'variant' and 'epoch' and were skipped: " \
@@ -169,6 +169,36 @@ def test_unusable_and_diverged_records_are_named(tmp_path):
     assert "1 variant(s) have a non-finite test error and are left out: 2 (ws:a, seed 2)" \
         in runs.notes
     assert "variant ids 3 have no record at all" in runs.notes
+
+
+def test_loader_and_read_records_follow_one_set_of_rules(tmp_path):
+    records = [_record(v, "ws:a", 0.3, 2.0, v, 1, 40.0 + v) for v in range(3)]
+    lines = [json.dumps(r, sort_keys=True) + "\n" for r in records]
+    lines[1] = lines[1][:-2] + "\n"  # a corrupt middle line that still holds both keys
+    torn = json.dumps(_record(3, "ws:a", 0.3, 2.0, 3, 1, 1.0)).encode()[:30]
+    workdir = _write(tmp_path, [], tail="".join(lines).encode() + torn)
+    kept = results.read_records(os.path.join(workdir, results.RESULTS_FILE))
+    assert [(r["variant"], r["test_error"]) for r in kept] == [(0, 40.0), (2, 42.0)]
+    assert not results.index_results(workdir).parsed_every_line  # the loader's fast path
+    runs = analysis.load(workdir)
+    assert list(zip(runs.variant.tolist(), runs.test_error.tolist())) == [(0, 40.0), (2, 42.0)]
+    exact = results.index_results(workdir, parse_every_line=True)
+    assert exact.variant.tolist() == [r["variant"] for r in kept]
+    assert "the last line (30 bytes, no newline) is torn, a write still in progress or cut " \
+           "by a kill: skipped" in exact.notes
+    assert "1 line(s) are not records with integer 'variant' and 'epoch' and were skipped: " \
+           "line 2" in exact.notes
+
+
+def test_the_schema_check_names_a_missing_required_field(tmp_path):
+    record = _record(1, "ws:a", 0.3, 2.0, 0, 1, 40.0)
+    del record["seed"]
+    assert results.schema_problem(record) == "has no valid 'seed' (got None)"
+    runs = analysis.load(_write(tmp_path, [_record(0, "ws:a", 0.3, 2.0, 0, 1, 30.0), record]))
+    assert runs.variant.tolist() == [0]
+    assert "1 record(s) are unusable: variant 1 at epoch 1 has no valid 'seed' (got None)" \
+        in runs.notes
+    assert results.schema_problem(_record(0, "ws:a", 0.3, 2.0, 0, 1, 30.0)) is None
 
 
 # ----------------------------------------------------------------------------- per graph

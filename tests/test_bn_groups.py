@@ -4,7 +4,12 @@ precise BN (running statistics re-estimated after every epoch).
 A tiny Dense-BatchNorm-ReLU-Dense net is checked against numpy (forward, loss, batch
 statistics, precise estimates) and against a per-group flax loop (gradients), on 1 or 8
 devices; then the trainer end to end: precise BN after every epoch, resumed bitwise.
+
+Speed: a bucket's programs are built once per configuration and shared by the tests
+(`_setup`), and so are results that several tests check (`_trained`, `_precise_streamed`).
 """
+import dataclasses
+import functools
 import os
 import sys
 import types
@@ -17,8 +22,10 @@ import optax
 import pytest
 
 from relgraph_jax import data as data_lib
-from relgraph_jax.train import feeds, mesh as mesh_lib, step as step_lib, trainer
+from relgraph_jax.train import feeds, mesh as mesh_lib, programs as programs_lib
+from relgraph_jax.train import step as step_lib, trainer
 from relgraph_jax.train import variants as variants_lib
+from relgraph_jax.train.state import TrainState
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_train import _records, tiny_config  # noqa: E402
@@ -26,6 +33,10 @@ from test_train import _records, tiny_config  # noqa: E402
 B, HIDDEN, CLASSES, EPS = 16, 5, 3, 1e-5
 IMAGE = (2, 2, 1)  # flattened to 4 features
 SPEC = data_lib.parse({"source": "digits", "augment": False})
+STEPS_PER_EPOCH = 4
+# The optimisers, by name, so that tests asking for the same one share compiled programs.
+TXS = {"sgd(1)": optax.sgd(1.0), "sgd(0.1)": optax.sgd(0.1),
+       "momentum": optax.sgd(0.1, momentum=0.9)}
 
 
 class TinyNet(nn.Module):
@@ -36,30 +47,50 @@ class TinyNet(nn.Module):
         return nn.Dense(CLASSES)(nn.relu(x))
 
 
-def _programs(group, devices=1, data=1, variant_batch=1, tx=None):
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """A bucket's programs and the mesh they run on."""
+    programs: programs_lib.Programs
+    mesh: object
+
+    @property
+    def shard(self):
+        return mesh_lib.shardings(self.mesh)
+
+    def put(self, tree):
+        """Host arrays with a leading variant axis -> split over the "variants" devices."""
+        return mesh_lib.put(tree, self.shard.variants)
+
+    def replicate(self, tree):
+        return mesh_lib.put(tree, self.shard.replicated)
+
+
+@functools.cache
+def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1) -> Setup:
+    """The programs of a TinyNet bucket, built once per configuration: jit caches what
+    they compile, so every test using the same configuration compiles nothing again."""
     mesh = mesh_lib.make_mesh(data, devices)
-    return step_lib.Programs(TinyNet(), tx or optax.sgd(1.0), mesh, batch_size=B,
-                             steps_per_epoch=4, data_spec=SPEC,
-                             mean=np.zeros(1, np.float32), std=np.ones(1, np.float32),
-                             eval_batch_size=B, variant_batch=variant_batch, bn_group_size=group)
+    cfg = step_lib.StepConfig(TinyNet(), TXS[tx], STEPS_PER_EPOCH, bn_group_size=group,
+                              batch_spec=mesh_lib.batch_spec(mesh))
+    batches = programs_lib.BatchConfig(batch_size=B, eval_batch_size=B, mean=(0.0,),
+                                       std=(1.0,), data_spec=SPEC)
+    return Setup(programs_lib.build(cfg, batches, mesh, variant_batch), mesh)
 
 
-def _host_state(num_variants, tx, failed=()):
-    """Variants with their own initial parameters and non-trivial running statistics."""
+@functools.cache
+def _host_state(num_variants, tx, failed=()) -> TrainState:
+    """Variants with their own initial parameters and non-trivial running statistics
+    (host numpy, stacked on a leading variant axis; cached, so never modify it)."""
     per = []
     for v in range(num_variants):
         variables = TinyNet().init(jax.random.key(v), np.zeros((1,) + IMAGE), train=False)
         stats = {"BatchNorm_0": {"mean": np.full(HIDDEN, 0.1 * v, np.float32),
                                  "var": np.full(HIDDEN, 1.0 + v, np.float32)}}
-        per.append({"params": jax.device_get(variables["params"]), "batch_stats": stats,
-                    "masks": {}, "opt_state": jax.device_get(tx.init(variables["params"])),
-                    "failed": np.bool_(v in failed), "failed_step": np.int32(-1),
-                    "loss_sum": np.float32(0), "loss_count": np.float32(0)})
+        params = jax.device_get(variables["params"])
+        fresh = TrainState.fresh({"params": params, "batch_stats": stats, "masks": {}},
+                                 jax.device_get(TXS[tx].init(params)))
+        per.append(fresh.replace(failed=np.bool_(v in failed)))
     return variants_lib.stack(per)
-
-
-def _put(programs, tree):
-    return mesh_lib.put(tree, mesh_lib.shardings(programs.mesh).variants)
 
 
 def _batches(num):
@@ -70,20 +101,26 @@ def _batches(num):
     return images, labels
 
 
-def _vconst(num_variants):
-    """Variants alternate between the 2 seeds' batches."""
-    return {"seed_index": (np.arange(num_variants) % 2).astype(np.int32)}
+def _seed_index(num_variants):
+    """A bucket's seed_index: variants alternate between the 2 seeds' batches."""
+    return (np.arange(num_variants) % 2).astype(np.int32)
 
 
-def _train(programs, host_state, vconst, images, labels):
-    state = _put(programs, host_state)
-    vconst = _put(programs, vconst)
-    fed = programs.train_fed()
-    replicated = mesh_lib.shardings(programs.mesh).replicated
+def _train(setup: Setup, host_state, images, labels) -> TrainState:
+    """Streamed training steps 0, 1, .. of every variant on its seed's batch."""
+    state = setup.put(host_state)
+    seed_index = setup.put(_seed_index(len(host_state.failed)))
     for i in range(len(images)):
-        x, y = mesh_lib.put((images[i], labels[i]), replicated)
-        state = fed(state, vconst, x, y, jnp.int32(i))
+        x, y = setup.replicate((images[i], labels[i]))
+        state = setup.programs.train_streamed(state, seed_index, x, y, jnp.int32(i))
     return mesh_lib.fetch(state)
+
+
+@functools.cache
+def _trained(group, tx, num_variants, num_steps, **setup_kwargs) -> TrainState:
+    """`_train` of `_host_state(num_variants, tx)` on `_batches(num_steps)`, once."""
+    return _train(_setup(group, tx, **setup_kwargs), _host_state(num_variants, tx),
+                  *_batches(num_steps))
 
 
 def _variant(tree, v):
@@ -132,43 +169,35 @@ def test_one_step_matches_numpy_and_a_per_group_loop(group):
     """Loss, new running statistics and gradients of one SGD(lr=1) step, per variant on its
     seed's batch."""
     g = group or B
-    tx = optax.sgd(1.0)
-    host = _host_state(2, tx)
+    host = _host_state(2, "sgd(1)")
     images, labels = _batches(1)
-    got = _train(_programs(group, tx=tx), host, _vconst(2), images, labels)
+    got = _trained(group, "sgd(1)", 2, 1)
     for v in range(2):
         before, after = _variant(host, v), _variant(got, v)
         x, y = images[0, v % 2], labels[0, v % 2]
-        np.testing.assert_allclose(after["loss_sum"], _np_loss(before["params"], x, y, g),
-                                   rtol=1e-5)
-        m, var = _np_group_stats(before["params"], x, g)
-        old = before["batch_stats"]["BatchNorm_0"]
-        new = after["batch_stats"]["BatchNorm_0"]
+        np.testing.assert_allclose(after.loss_sum, _np_loss(before.params, x, y, g), rtol=1e-5)
+        m, var = _np_group_stats(before.params, x, g)
+        old = before.batch_stats["BatchNorm_0"]
+        new = after.batch_stats["BatchNorm_0"]
         np.testing.assert_allclose(new["mean"], 0.9 * old["mean"] + 0.1 * m.mean(0),
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(new["var"], 0.9 * old["var"] + 0.1 * var.mean(0),
                                    rtol=1e-5, atol=1e-6)
-        grads = _looped_grads(before["params"], before["batch_stats"], x, y, g)
-        stepped = jax.tree.map(lambda p, d: p - d, before["params"], grads)
+        grads = _looped_grads(before.params, before.batch_stats, x, y, g)
+        stepped = jax.tree.map(lambda p, d: p - d, before.params, grads)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                     after["params"], stepped)
+                     after.params, stepped)
 
 
 def test_group_statistics_differ_from_whole_batch_ones():
-    tx = optax.sgd(1.0)
-    host = _host_state(2, tx)
-    images, labels = _batches(1)
-    ghost = _train(_programs(4, tx=tx), host, _vconst(2), images, labels)
-    whole = _train(_programs(0, tx=tx), host, _vconst(2), images, labels)
-    assert not np.allclose(ghost["loss_sum"], whole["loss_sum"], rtol=1e-3)
+    ghost = _trained(4, "sgd(1)", 2, 1)
+    whole = _trained(0, "sgd(1)", 2, 1)
+    assert not np.allclose(ghost.loss_sum, whole.loss_sum, rtol=1e-3)
 
 
 def test_one_group_of_the_whole_batch_is_plain_batchnorm():
-    tx = optax.sgd(0.1)
-    host = _host_state(2, tx)
-    images, labels = _batches(3)
-    one_group = _train(_programs(B, tx=tx), host, _vconst(2), images, labels)
-    plain = _train(_programs(0, tx=tx), host, _vconst(2), images, labels)
+    one_group = _trained(B, "sgd(0.1)", 2, 3)
+    plain = _trained(0, "sgd(0.1)", 2, 3)
     jax.tree.map(np.testing.assert_array_equal, one_group, plain)
 
 
@@ -176,18 +205,15 @@ def test_devices_variant_batch_and_data_axis_keep_the_groups():
     """8 variants, 3 steps of ghost BN (groups of 4): 1 or 8 devices give the same bits;
     all variants vmapped at once, or each batch split over 2 devices (2 groups each), give
     the same training up to float rounding."""
-    tx = optax.sgd(0.1, momentum=0.9)
-    host = _host_state(8, tx)
-    images, labels = _batches(3)
-    want = _train(_programs(4, devices=1, tx=tx), host, _vconst(8), images, labels)
-    eight = _train(_programs(4, devices=8, tx=tx), host, _vconst(8), images, labels)
+    want = _trained(4, "momentum", 8, 3, devices=1)
+    eight = _trained(4, "momentum", 8, 3, devices=8)
     jax.tree.map(np.testing.assert_array_equal, eight, want)
     for kwargs in (dict(devices=8, variant_batch=0), dict(devices=8, data=2)):
-        got = _train(_programs(4, tx=tx, **kwargs), host, _vconst(8), images, labels)
+        got = _trained(4, "momentum", 8, 3, **kwargs)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
                      got, want)
-    whole = _train(_programs(0, devices=8, tx=tx), host, _vconst(8), images, labels)
-    assert not np.allclose(whole["loss_sum"], want["loss_sum"], rtol=1e-3)
+    whole = _trained(0, "momentum", 8, 3, devices=8)
+    assert not np.allclose(whole.loss_sum, want.loss_sum, rtol=1e-3)
 
 
 # ---- precise BN -----------------------------------------------------------------------
@@ -199,21 +225,22 @@ def _np_precise(params, batches, group):
     return mean, (v + m ** 2).mean(0) - mean ** 2
 
 
-PRECISE_TX = optax.sgd(0.1, momentum=0.9)
+PRECISE_TX = "momentum"
 PRECISE_HOST = _host_state(8, PRECISE_TX, failed=(2,))  # variant 2 is frozen
 PRECISE_IMAGES = _batches(2)[0]
 
 
-def _precise_streamed(group, devices=1, variant_batch=1):
-    """Precise BN from two streamed batches per seed, as StreamFeed runs it."""
-    programs = _programs(group, devices=devices, variant_batch=variant_batch, tx=PRECISE_TX)
-    state, vconst = _put(programs, PRECISE_HOST), _put(programs, _vconst(8))
-    fed = programs.precise_bn_fed()
+@functools.cache
+def _precise_streamed(group, devices=1, variant_batch=1) -> TrainState:
+    """Precise BN from two streamed batches per seed, as the trainer runs it for a stream."""
+    setup = _setup(group, PRECISE_TX, devices=devices, variant_batch=variant_batch)
+    programs = setup.programs
+    state, seed_index = setup.put(PRECISE_HOST), setup.put(_seed_index(8))
     sums = None
     for batch in PRECISE_IMAGES:
-        got = fed(state, vconst, mesh_lib.put(batch, mesh_lib.shardings(programs.mesh).replicated))
+        got = programs.bn_moments_streamed(state, seed_index, setup.replicate(batch))
         sums = got if sums is None else jax.tree.map(jnp.add, sums, got)
-    return mesh_lib.fetch(programs.precise_bn_set(2)(state, sums, jnp.int32(7)))
+    return mesh_lib.fetch(programs.set_precise_bn(state, sums, jnp.int32(2), jnp.int32(7)))
 
 
 @pytest.mark.parametrize("group", [4, 0])
@@ -224,15 +251,15 @@ def test_precise_bn_of_streamed_batches_matches_numpy(group):
     out = _precise_streamed(group)
     for v in range(8):
         before, after = _variant(host, v), _variant(out, v)
-        new = after["batch_stats"]["BatchNorm_0"]
+        new = after.batch_stats["BatchNorm_0"]
         if v == 2:
-            jax.tree.map(np.testing.assert_array_equal, after["batch_stats"], before["batch_stats"])
+            jax.tree.map(np.testing.assert_array_equal, after.batch_stats, before.batch_stats)
         else:
-            mean, var = _np_precise(before["params"], images[:, v % 2], group or B)
+            mean, var = _np_precise(before.params, images[:, v % 2], group or B)
             np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-6)
             np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-6)
         for key in ("params", "opt_state", "failed", "failed_step", "loss_sum"):
-            jax.tree.map(np.testing.assert_array_equal, after[key], before[key])
+            jax.tree.map(np.testing.assert_array_equal, getattr(after, key), getattr(before, key))
 
 
 def test_precise_bn_on_eight_devices_and_all_variants_at_once():
@@ -242,34 +269,41 @@ def test_precise_bn_on_eight_devices_and_all_variants_at_once():
                  _precise_streamed(4, devices=8, variant_batch=0), want)
 
 
+def _run(setup: Setup, host_state, feed, resident) -> trainer.Run:
+    """A one-bucket Run of `host_state` (variants alternating between 2 seeds)."""
+    slots = len(host_state.failed)
+    bucket = trainer.Bucket(variants=[], widths=(), slots=slots, programs=setup.programs,
+                            state=setup.put(host_state), seed_index=setup.put(_seed_index(slots)))
+    return trainer.Run([bucket], feed, resident, STEPS_PER_EPOCH, setup.shard)
+
+
 def test_precise_bn_of_resident_batches_matches_numpy():
     """The resident program takes the batches `start_step ..` of the device-resident data:
-    here the first two of epoch 5 in the order epoch_order(seed, 5, n)."""
-    tx = optax.sgd(0.1)
-    host = _host_state(2, tx)
+    here trainer.precise_bn asks for the first two of epoch 5, in the order
+    epoch_order(seed, 5, n)."""
+    host = _host_state(2, "sgd(0.1)")
     n, epoch, seeds = 4 * B, 5, (3, 7)
     x_all = np.random.default_rng(2).integers(0, 256, (n,) + IMAGE).astype(np.uint8)
     y_all = np.zeros(n, np.int32)
-    programs = _programs(4, tx=tx)
-    replicated = mesh_lib.shardings(programs.mesh).replicated
-    perms = feeds._epoch_perms(seeds, epoch, n)
-    out = programs.precise_bn_chunk(2)(
-        _put(programs, host), _put(programs, _vconst(2)),
-        *mesh_lib.put((x_all, y_all, perms, np.asarray(seeds, np.int32)), replicated),
-        jnp.int32(epoch * 4), jnp.int32(3))
-    out = mesh_lib.fetch(out)
+    setup = _setup(4, "sgd(0.1)")
+    ds = types.SimpleNamespace(x_train=x_all, y_train=y_all, x_test=x_all[:B], y_test=y_all[:B])
+    feed = feeds.ResidentFeed(ds, setup.shard, list(seeds), B, STEPS_PER_EPOCH)
+    run = _run(setup, host, feed, resident=True)
+    trainer.precise_bn(run, epoch, 2, 3)
+    out = mesh_lib.fetch(run.buckets[0].state)
     for v, seed in enumerate(seeds):
         order = np.asarray(data_lib.epoch_order(seed, epoch, n))
         batches = [x_all[order[i * B:(i + 1) * B]].astype(np.float32) for i in range(2)]
-        mean, var = _np_precise(_variant(host, v)["params"], batches, 4)
-        new = _variant(out, v)["batch_stats"]["BatchNorm_0"]
+        mean, var = _np_precise(_variant(host, v).params, batches, 4)
+        new = _variant(out, v).batch_stats["BatchNorm_0"]
         np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-3)
 
 
 def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
-    """StreamFeed (ImageNet) decodes the first batches of the asked epoch for every seed,
-    closes its iterators, and every bucket gets numpy's estimate."""
+    """For a StreamFeed (ImageNet), trainer.precise_bn decodes the first batches of the
+    asked epoch for every seed, closes its iterators, and every bucket gets numpy's
+    estimate."""
     class FakeStream:
         num_test, opened, closed = 0, [], []
 
@@ -283,21 +317,18 @@ def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
             finally:
                 self.closed.append(seed)
 
-    stream, tx = FakeStream(), optax.sgd(0.1)
-    programs = _programs(4, tx=tx)
-    shard = mesh_lib.shardings(programs.mesh)
-    bucket = types.SimpleNamespace(programs=programs, state=_put(programs, _host_state(2, tx)),
-                                   vconst=_put(programs, _vconst(2)))
-    feed = feeds.StreamFeed(stream, shard, [3, 7], B, B, steps_per_epoch=4)
-    params = mesh_lib.fetch(bucket.state["params"])
-    feed.precise_bn([bucket], 9, 3, 8)
+    stream, host = FakeStream(), _host_state(2, "sgd(0.1)")
+    setup = _setup(4, "sgd(0.1)")
+    feed = feeds.StreamFeed(stream, setup.shard, [3, 7], B, B, steps_per_epoch=STEPS_PER_EPOCH)
+    run = _run(setup, host, feed, resident=False)
+    trainer.precise_bn(run, 9, 3, 8)
     assert stream.opened == [(3, 9, 0), (7, 9, 0)] and sorted(stream.closed) == [3, 7]
-    out = mesh_lib.fetch(bucket.state)
+    out = mesh_lib.fetch(run.buckets[0].state)
     for v, seed in enumerate((3, 7)):
         rng = np.random.default_rng([seed, 9])
         batches = [rng.normal(size=(B,) + IMAGE).astype(np.float32) for _ in range(3)]
-        mean, var = _np_precise(_variant(params, v), batches, 4)
-        new = _variant(out, v)["batch_stats"]["BatchNorm_0"]
+        mean, var = _np_precise(_variant(host, v).params, batches, 4)
+        new = _variant(out, v).batch_stats["BatchNorm_0"]
         np.testing.assert_allclose(new["mean"], mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(new["var"], var, rtol=1e-4, atol=1e-6)
 
@@ -321,13 +352,13 @@ def bn_reference(tmp_path_factory):
 def test_precise_bn_runs_after_every_epoch_and_resumes_bitwise(bn_reference, tmp_path,
                                                                 monkeypatch):
     calls = []
-    original = feeds.ResidentFeed.precise_bn
+    original = trainer.precise_bn
 
-    def counted(self, buckets, epoch, num_batches, step):
+    def counted(run, epoch, num_batches, step):
         calls.append((epoch, num_batches, step))
-        return original(self, buckets, epoch, num_batches, step)
+        return original(run, epoch, num_batches, step)
 
-    monkeypatch.setattr(feeds.ResidentFeed, "precise_bn", counted)
+    monkeypatch.setattr(trainer, "precise_bn", counted)
     workdir = str(tmp_path)
     # Stops 3 steps after epoch 1's precise BN; the resume carries on from those statistics.
     assert trainer.train_and_evaluate(_bn_config(), workdir, stop_after_steps=14)["step"] == 14

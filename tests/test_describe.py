@@ -2,15 +2,19 @@
 import importlib
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from experiments import describe
+from experiments import configs, describe
 from relgraph_jax import data, graphs, models
 from relgraph_jax.train.validate import validate_config
 
+# Every config file (the README promises `FILE.py:runlocal` for each).
+ALL_CONFIGS = sorted(p.stem for p in pathlib.Path(configs.__file__).parent.glob("*.py")
+                     if p.stem not in ("__init__", "common"))
 CONFIGS = ["mlp_cifar10", "mlp_cifar10_52", "cnn8_imagenet", "resnet34_imagenet",
            "resnet34sep_imagenet", "resnet50_imagenet", "efficientnet_b0_imagenet"]
 # Paper values: model family, graph set, seeds, batch size, lr, weight decay, epochs.
@@ -80,15 +84,28 @@ def test_describe_lists_every_variant_with_its_budget(name):
     assert (round(best["C"], 3), round(best["L"], 3)) == (c, l)
 
 
-@pytest.mark.parametrize("name", ["mlp_cifar10", "resnet50_imagenet"])
+@pytest.mark.parametrize("name", ALL_CONFIGS)
 def test_runlocal_variant_is_small_and_offline(name):
     config = load(name, "runlocal")
     assert (config.seeds, config.input_shape, config.data.source) == (1, (8, 8, 1), "digits")
+    assert config.train.epochs == 1
     validate_config(config)
     records = describe.describe(config)
     assert len(records) == 2 and records[-1]["graph"] == f"complete:n={config.model.nodes}"
+    assert f"experiments/configs/{name}.py:" in sys.modules[f"experiments.configs.{name}"].__doc__
     with pytest.raises(ValueError, match="unknown config argument 'fast'"):
         load(name, "fast")
+
+
+def test_brain_config_takes_a_network_and_runlocal():
+    full = load("mlp_cifar10_brain", "cat")
+    assert (full.model.nodes, full.graphs) == (52, "brain:cat/sym;brain:cat;complete:n=52")
+    smoke = load("mlp_cifar10_brain", "cat,runlocal")
+    assert (smoke.model.nodes, smoke.graphs, smoke.data.source) == (
+        52, "brain:cat/sym;complete:n=52", "digits")
+    assert load("mlp_cifar10_brain", "runlocal").graphs == "brain:mcwhole/sym;complete:n=71"
+    with pytest.raises(ValueError, match="unknown config argument 'cat,fast'"):
+        load("mlp_cifar10_brain", "cat,fast")
 
 
 def test_describe_rejects_graphs_that_do_not_fit_the_model():

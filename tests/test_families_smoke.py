@@ -10,9 +10,9 @@ import importlib
 import numpy as np
 import pytest
 
-from relgraph_jax import budget, models
+from relgraph_jax import budget, models, results
 from relgraph_jax.data import testing as data_testing
-from relgraph_jax.train import results, trainer
+from relgraph_jax.train import trainer
 
 # config module -> (nodes, base width, model-field overrides that shrink it). EfficientNet
 # keeps its stage widths at its base widths, as B0 does (the expansion widths of its graph

@@ -20,6 +20,7 @@ import pytest
 from experiments import import_graph2nn
 from relgraph_jax import analysis, graph2nn_results, graphs
 from relgraph_jax.analysis import loading, reference, stats
+from relgraph_jax.results import RESULTS_FILE, read_records
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "graph2nn_final_results")
 SEP = "resnet34_sep_imagenet"
@@ -39,8 +40,7 @@ def imported(tmp_path_factory):
 
 
 def _records(out, task):
-    with open(os.path.join(out, task, "results.jsonl")) as f:
-        return [json.loads(line) for line in f]
+    return read_records(os.path.join(out, task, RESULTS_FILE))
 
 
 def test_every_row_of_both_file_name_patterns_becomes_one_record(imported):

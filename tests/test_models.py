@@ -7,11 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import FAST, graph_masks, init_shapes, random_variables
 from relgraph_jax import budget, models, relational
 
-# XLA's default CPU optimisation makes compiling these small models take most of the test
-# time; numbers do not depend on it.
-FAST = {"xla_backend_optimization_level": 0}
 SHAPE = (16, 16, 3)
 
 # Small but complete versions of each family: every block type, stride, shortcut and skip.
@@ -36,24 +34,6 @@ def tiny_config(name):
     cfg = models.default_config(name)
     cfg.update(TINY[name][0])
     return cfg
-
-
-def init_shapes(model, x):
-    return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
-
-
-def random_variables(model, x, seed=0):
-    """params and batch_stats of the model's shapes, drawn on the host (compiling a model's
-    random init costs more than its forward pass); BatchNorm variances are 1."""
-    rng = np.random.default_rng(seed)
-    shapes = init_shapes(model, x)
-
-    def draw(path, leaf):
-        if path[-1].key == "var":
-            return np.ones(leaf.shape, leaf.dtype)
-        return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
-
-    return {k: jax.tree_util.tree_map_with_path(draw, shapes[k]) for k in ("params", "batch_stats")}
 
 
 def train_step(model):
@@ -212,18 +192,6 @@ def test_wider_variants_have_the_same_layers(name):
     assert any(n.shape != w.shape for n, w in zip(jax.tree.leaves(narrow), jax.tree.leaves(wide)))
 
 
-def graph_masks(model, graph, partition=relational.DEFAULT_PARTITION):
-    """The "masks" collection of a model, built from its layer list and the graph."""
-    masks = {}
-    for layer in model.layer_list(SHAPE):
-        if layer.kind == "graph":
-            node = masks
-            for key in layer.path.split("/"):
-                node = node.setdefault(key, {})
-            node["mask"] = relational.layer_mask(graph, layer.cin, layer.cout, partition)
-    return masks
-
-
 def test_zero_padded_resnet_computes_the_narrow_one():
     """ResNet-34's stage-1 identity shortcut pads with zero channels; a narrow variant
     embedded in a wider model by zero padding (the trainer's rule) gives the same logits,
@@ -234,7 +202,7 @@ def test_zero_padded_resnet_computes_the_narrow_one():
     narrow, wide = models.build(cfg, graph), models.build(cfg, graph, width=7)
     assert [p.shortcut for p in wide.blocks()][:2] == ["pad", "identity"]
     x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
-    small = {**random_variables(narrow, x), "masks": graph_masks(narrow, graph)}
+    small = {**random_variables(narrow, x), "masks": graph_masks(narrow, graph, SHAPE)}
     target = init_shapes(wide, x)
     assert jax.tree.structure(small) == jax.tree.structure(dict(target))
 

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+from helpers import FAST, init_shapes, init_variables
 from relgraph_jax import models
 from relgraph_jax.train import variants
 
@@ -35,7 +36,7 @@ def _loss_and_grads(model, variables, x, y):
                                       mutable=["batch_stats"])
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return loss, (logits, updated["batch_stats"])
-    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True))(variables["params"])
+    return jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=FAST)(variables["params"])
 
 
 def _crop(tree, like):
@@ -62,9 +63,10 @@ def test_padded_variant_matches_its_unpadded_model(family):
     assert models.structure(cfg, graph, narrow_w) == models.structure(cfg, graph, wide_w)
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     y = jnp.arange(4) % 10
-    small = narrow.init(jax.random.key(1), x, train=False)
-    shapes = jax.eval_shape(lambda: wide.init(jax.random.key(1), x, train=False))
-    big = variants.pad_to(jax.device_get(small), shapes)
+    # The real init, not host-drawn variables: its zeroed last BatchNorm of each residual
+    # block keeps float rounding well inside the tolerances below.
+    small = init_variables(narrow, x, seed=1)
+    big = variants.pad_to(small, init_shapes(wide, x))
 
     (loss_s, (logits_s, stats_s)), grads_s = _loss_and_grads(narrow, small, x, y)
     (loss_b, (logits_b, stats_b)), grads_b = _loss_and_grads(wide, big, x, y)

@@ -11,7 +11,7 @@ import pytest
 import scipy.stats
 
 from experiments import import_graph2nn
-from relgraph_jax import graph2nn_results
+from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import loading, paper, stats, write_report
 from relgraph_jax.graphs import catalog
 
@@ -151,7 +151,7 @@ def test_default_rule_differs_where_the_paper_picks_another_graph(imported, mlp)
 
 
 def test_resnet34_early_epochs_predict_the_final_ranking(imported):
-    index = loading.index_results(imported["resnet34_imagenet"])
+    index = results.index_results(imported["resnet34_imagenet"])
     epochs, r = paper.epoch_correlations(index, 100)
     assert abs(r[epochs == 3][0] - 0.93) <= 0.02
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from relgraph_jax import analysis, graphs
+from relgraph_jax import analysis, graphs, results
 from relgraph_jax.analysis import reference
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +51,7 @@ def _write(workdir, rows):
     """rows: (graph, seed, epoch, error) -> results.jsonl in the project's schema."""
     os.makedirs(workdir, exist_ok=True)
     variants = {}
-    with open(os.path.join(workdir, "results.jsonl"), "w") as f:
+    with open(os.path.join(workdir, results.RESULTS_FILE), "w") as f:
         for graph, seed, epoch, error in rows:
             C, L = _place(graph)
             variant = variants.setdefault((graph, seed), len(variants))
@@ -206,11 +206,9 @@ def test_bad_reference_writes_nothing(pair, tmp_path):
 def test_one_seed_study_against_a_synthetic_reference(tmp_path):
     """The committed 2-epoch CPU study (52 graphs + complete graph, one seed)."""
     last = {}
-    with open(os.path.join(MLP52, "results.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if record["epoch"] >= last.get(record["graph"], (0, 0))[0]:
-                last[record["graph"]] = (record["epoch"], record["test_error"])
+    for record in results.read_records(os.path.join(MLP52, results.RESULTS_FILE)):
+        if record["epoch"] >= last.get(record["graph"], (0, 0))[0]:
+            last[record["graph"]] = (record["epoch"], record["test_error"])
     assert len(last) == 53
     rows, x, y = [], [], []
     for k, (spec, (_, error)) in enumerate(sorted(last.items())):

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from relgraph_jax.train import results, trainer
+from relgraph_jax import results
+from relgraph_jax.train import trainer
 
 sys.path.insert(0, os.path.dirname(__file__))
 from test_train import REPO, tiny_config  # noqa: E402

@@ -8,7 +8,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from relgraph_jax.train import optim, results, variants as variants_lib, workdir
+from relgraph_jax import results
+from relgraph_jax.train import optim, variants as variants_lib, workdir
 
 
 def _rec(variant, epoch, err=10.0):
@@ -40,13 +41,17 @@ def test_results_store_repairs_torn_last_line(tmp_path):
 
 def test_workdir_refuses_a_different_config(tmp_path):
     cfg = {"train": {"lr": 0.1, "epochs": 5, "log_every_steps": 10}, "graphs": "paper:n64_52"}
-    assert workdir.claim(str(tmp_path), cfg) is False
+    assert workdir.check_compatible(str(tmp_path), cfg) is False
+    workdir.claim(str(tmp_path), cfg)
     same_but_logging = {"train": {"lr": 0.1, "epochs": 5, "log_every_steps": 99},
                         "graphs": "paper:n64_52"}
-    assert workdir.claim(str(tmp_path), same_but_logging) is True
+    assert workdir.check_compatible(str(tmp_path), same_but_logging) is True
+    workdir.claim(str(tmp_path), same_but_logging)  # a resume keeps the stored config
+    stored = json.loads((tmp_path / workdir.CONFIG_FILE).read_text())
+    assert stored["train"]["log_every_steps"] == 10
     other = {"train": {"lr": 0.2, "epochs": 5, "log_every_steps": 10}, "graphs": "paper:n64_52"}
     with pytest.raises(ValueError, match=r"train\.lr: 0\.1 there vs 0\.2 now.*new --workdir"):
-        workdir.claim(str(tmp_path), other)
+        workdir.check_compatible(str(tmp_path), other)
     # The refusal leaves the stored config untouched.
     assert json.loads((tmp_path / workdir.CONFIG_FILE).read_text())["train"]["lr"] == 0.1
 

@@ -2,12 +2,8 @@
 
 A sweep appends records while it runs, so the file may end in a torn line and variants
 may stand at different epochs. Loading never fails on such gaps: it keeps what is usable
-and says what is missing in `Runs.notes`.
-
-Speed: a full MLP study is 3942 graphs x 5 seeds x many epochs, millions of lines. Only
-the lines that get selected are parsed as JSON; the (variant, epoch) key of every line
-comes from two regular-expression scans of the memory-mapped file. Keys that do not line
-up one per line fall back to parsing every line, so odd files stay correct, only slower.
+and says what is missing in `Runs.notes`. The file, its schema and the rules of which lines
+count are `relgraph_jax.results`'s; this module selects among the records.
 """
 from __future__ import annotations
 
@@ -15,44 +11,15 @@ import collections
 import dataclasses
 import json
 import math
-import mmap
 import os
-import re
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 
-RESULTS_FILE = "results.jsonl"
+from relgraph_jax.results import (ResultsIndex, index_results, name_some, read_rows,
+                                  schema_problem)
+
 COMPLETE_PREFIX = "complete:"
-_VARIANT_KEY = re.compile(rb'"variant":\s*(-?\d+)')
-_EPOCH_KEY = re.compile(rb'"epoch":\s*(-?\d+)')
-_REQUIRED = {"variant": {int}, "epoch": {int}, "graph": {str}, "seed": {int},
-             "C": {int, float}, "L": {int, float}, "test_error": {int, float}}
-_MAX_NAMED = 10
-
-
-def name_some(items: Sequence, limit: int = _MAX_NAMED) -> str:
-    """'a, b, c' or 'a, b, ... and 7 more': long lists stay readable in notes."""
-    items = [str(i) for i in items]
-    if len(items) <= limit:
-        return ", ".join(items)
-    return f"{', '.join(items[:limit])} and {len(items) - limit} more"
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ResultsIndex:
-    """Where each complete line of results.jsonl sits, with its (variant, epoch) key."""
-    path: str
-    variant: np.ndarray  # int64 per line
-    epoch: np.ndarray    # int64 per line
-    start: np.ndarray    # byte offset of the line
-    stop: np.ndarray     # byte offset of its newline
-    notes: tuple[str, ...]
-    parsed_every_line: bool  # False: keys came from the regex fast path
-
-    @property
-    def epochs(self) -> tuple[int, ...]:
-        return tuple(int(e) for e in np.unique(self.epoch))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -83,96 +50,6 @@ class Runs:
         return np.char.startswith(self.graph.astype(str), COMPLETE_PREFIX)
 
 
-def results_path(workdir: str) -> str:
-    if not isinstance(workdir, (str, os.PathLike)):
-        raise TypeError(f"workdir must be a path, got {type(workdir).__name__}: {workdir!r}")
-    path = os.path.join(os.fspath(workdir), RESULTS_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {RESULTS_FILE} in workdir {os.fspath(workdir)!r}: "
-                                f"nothing to analyse (has the sweep written its first epoch?)")
-    return path
-
-
-def _line_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Start and newline offsets of every complete line, and where the unterminated tail starts."""
-    newlines = np.flatnonzero(buf == ord("\n"))
-    starts = np.concatenate([[0], newlines + 1])[:len(newlines)].astype(np.int64)
-    tail = int(newlines[-1]) + 1 if len(newlines) else 0
-    return starts, newlines.astype(np.int64), tail
-
-
-def _key_of(line: bytes) -> tuple[int, int] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    variant, epoch = record.get("variant"), record.get("epoch")
-    if type(variant) is not int or type(epoch) is not int:
-        return None
-    return variant, epoch
-
-
-def _fast_keys(data, starts, stops, end):
-    """Both keys by regex, or None when they do not come exactly one per non-blank line."""
-    filled = stops > starts
-    variants = _VARIANT_KEY.findall(data, 0, end)
-    epochs = _EPOCH_KEY.findall(data, 0, end)
-    if not (len(variants) == len(epochs) == int(filled.sum())):
-        return None
-    return (filled, np.array(variants, dtype=np.bytes_).astype(np.int64),
-            np.array(epochs, dtype=np.bytes_).astype(np.int64))
-
-
-def index_results(workdir: str, parse_every_line: bool = False) -> ResultsIndex:
-    """Indexes results.jsonl; `parse_every_line` skips the regex fast path."""
-    path = results_path(workdir)
-    notes = []
-    if os.path.getsize(path) == 0:
-        empty = np.zeros(0, np.int64)
-        return ResultsIndex(path, empty, empty, empty, empty,
-                            (f"{RESULTS_FILE} is empty: no epoch has finished yet",), True)
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        buf = np.frombuffer(data, dtype=np.uint8)
-        starts, stops, tail = _line_bounds(buf)
-        del buf  # the mmap cannot close while a numpy view of it exists
-        keys = None if parse_every_line else _fast_keys(data, starts, stops, tail)
-        if keys is not None:
-            filled, variant, epoch = keys
-            starts, stops = starts[filled], stops[filled]
-        else:
-            kept, variant, epoch, bad = [], [], [], []
-            for line_no, (a, b) in enumerate(zip(starts, stops), start=1):
-                if a == b:
-                    continue
-                key = _key_of(data[a:b])
-                if key is None:
-                    bad.append(line_no)
-                    continue
-                kept.append(line_no - 1)
-                variant.append(key[0])
-                epoch.append(key[1])
-            if bad:
-                notes.append(f"{len(bad)} line(s) are not records with integer 'variant' and "
-                             f"'epoch' and were skipped: line {name_some(bad)}")
-            starts, stops = starts[kept], stops[kept]
-            variant, epoch = np.array(variant, np.int64), np.array(epoch, np.int64)
-        size = len(data)
-        if tail < size and data[tail:size].strip():
-            torn = data[tail:size]
-            key = _key_of(torn)
-            if key is None:
-                notes.append(f"the last line ({size - tail} bytes, no newline) is torn, a write "
-                             "still in progress or cut by a kill: skipped")
-            else:
-                starts = np.append(starts, tail)
-                stops = np.append(stops, size)
-                variant = np.append(variant, key[0])
-                epoch = np.append(epoch, key[1])
-    return ResultsIndex(path, variant, epoch, starts, stops, tuple(notes), keys is None)
-
-
 def _latest_rows(index: ResultsIndex) -> tuple[np.ndarray, np.ndarray, int]:
     """Rows sorted by (variant, epoch), keeping the last written of repeated keys, plus
     a mask of each variant's last epoch and the number of repeats dropped."""
@@ -194,22 +71,7 @@ def _problem(record, variant: int, epoch: int) -> str | None:
         return "does not match the index"
     if record.get("status", "ok") != "ok":
         return None
-    for key, types in _REQUIRED.items():
-        if type(record.get(key)) not in types:
-            return f"has no valid {key!r} (got {record.get(key)!r})"
-    return None
-
-
-def _read(index: ResultsIndex, rows: np.ndarray) -> list:
-    with open(index.path, "rb") as f:
-        out = []
-        for a, b in zip(index.start[rows], index.stop[rows]):
-            f.seek(int(a))
-            try:
-                out.append(json.loads(f.read(int(b - a))))
-            except ValueError:
-                out.append(None)
-    return out
+    return schema_problem(record)
 
 
 def _configurations(records: Iterable[dict]) -> list[tuple[str | None, dict, int]]:
@@ -314,7 +176,7 @@ def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None =
         if len(never):
             notes.append(f"variant ids {name_some(never.tolist())} have no record at all")
     kept, broken, failed, diverged = [], [], [], []
-    for row, record in zip(rows, _read(index, rows)):
+    for row, record in zip(rows, read_rows(index, rows)):
         v, e = int(index.variant[row]), int(index.epoch[row])
         problem = _problem(record, v, e)
         if problem == "does not match the index" and not index.parsed_every_line:

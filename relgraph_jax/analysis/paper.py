@@ -9,7 +9,7 @@ decide the numbers the paper prints. Each function here mirrors one of them:
   the MLP (the notebook skips a high-variance best and a tie) and a CNN tie;
 - heatmap figures: C bins right-closed (np.digitize(C, edges, right=True)), L bins
   left-closed; 64-node sets on 15 x 15 bins over C [0, 1], L [1, 4.5], 16-node sets on
-  12 x 12 over C [0, 1], L [1, 2.5];
+  12 x 12 over C [0, 1], L [1, 2.5] (`graphs.cl_grid.paper_grid(9, nodes)`);
 - sweet spot: for the MLP a bin-level t-test on the 15 x 15 grid, drawn through the kept
   bins' centres; for the ImageNet families a graph-level test (each graph's seeds against
   the best graph's), drawn through the kept graphs' own C and L;
@@ -28,22 +28,20 @@ import warnings
 import numpy as np
 import scipy.stats
 
+from relgraph_jax import results
 from relgraph_jax.analysis import loading, stats
-from relgraph_jax.graphs import BEST_GRAPHS, RelationalGraph, catalog
+from relgraph_jax.graphs import BEST_GRAPHS, RelationalGraph, catalog, cl_grid
 
-_BINS = {64: 15, 16: 12}      # notebook bins per axis for 64- and 16-node graph sets
-_L_TOP = {64: 4.5, 16: 2.5}
 SLICE_WINDOWS = {"L": ("C", 0.4, 0.6), "C": ("L", 2.0, 2.5)}  # fitted axis: (fixed axis, lo, hi)
 
 
 def notebook_grid(nodes: int, refine: int = 1) -> stats.Grid:
-    """The notebook's heatmap grid for `nodes`-node graphs, `refine` times finer per axis
-    (3: the 449 / 326 sets' grid), with C right-closed as in its figures."""
-    if nodes not in _BINS:
-        raise ValueError(f"the paper's grids are for 64- or 16-node graphs, got {nodes}")
-    bins = _BINS[nodes] * refine
-    return stats.Grid(f"{bins}x{bins}", np.linspace(0, 1, bins + 1),
-                      np.linspace(1, _L_TOP[nodes], bins + 1), c_right_closed=True)
+    """The notebook's heatmap grid for `nodes`-node graphs (15 x 15 for 64, 12 x 12 for
+    16), `refine` (1, 3 or 9) times finer per axis (3: the 449 / 326 sets' grid), with C
+    right-closed as in its figures."""
+    if refine not in (1, 3, 9):
+        raise ValueError(f"refine must be 1, 3 or 9, got {refine!r}")
+    return cl_grid.paper_grid(9 // refine, nodes, c_right_closed=True)
 
 
 def graph_nodes(runs: loading.Runs) -> int:
@@ -80,7 +78,7 @@ def choices_for(runs: loading.Runs) -> Choices:
     notes = ["- Paper's choices (`--paper_choices`), in place of the rules above: std over "
              "seeds is the population std (ddof = 0, as the paper prints it); C bins are "
              "right-closed, (lo, hi], as in the paper's heatmaps; grids are the paper's for "
-             f"{nodes}-node graphs (C in [0, 1], L in [1, {_L_TOP[nodes]}]).",
+             f"{nodes}-node graphs (C in [0, 1], L in [1, {grids[0].l_edges[-1]:g}]).",
              "- The paper draws its sweet spots through bin centres (MLP) or the kept graphs' "
              "C and L (ImageNet), not along bin edges as here: its MLP C 0.10-0.50, "
              "L 1.82-2.75 are the centres of the bins C 0.067-0.533, L 1.700-2.867 "
@@ -147,10 +145,10 @@ def bin_sweet_spot(runs: loading.Runs, grid: stats.Grid
 def _left_closed_52(extra_column: bool) -> stats.Grid:
     """The 15 x 15 grid with both axes left-closed (np.digitize's default); with
     `extra_column`, one more C bin from 1, where np.digitize puts C = 1 (complete graph)."""
-    c_edges = np.linspace(0, 1, 16)
-    if extra_column:
-        c_edges = np.append(c_edges, 16 / 15)
-    return stats.Grid("15x15", c_edges, np.linspace(1, 4.5, 16))
+    grid = stats.PAPER_52
+    if not extra_column:
+        return grid
+    return stats.Grid(grid.name, np.append(grid.c_edges, 16 / 15), grid.l_edges)
 
 
 def _set_52() -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +197,7 @@ def set_size_correlation(runs: loading.Runs) -> stats.Correlation:
 
 
 # ---------------------------------------------------------------------------- epochs
-def epoch_correlations(index: loading.ResultsIndex, final: int, complete: bool = True
+def epoch_correlations(index: results.ResultsIndex, final: int, complete: bool = True
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Epochs before `final` and Pearson r of per-graph mean errors there against those at
     `final`, over the graphs both epochs hold (the complete graph too, as the notebook

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from relgraph_jax import results
 from relgraph_jax.analysis import brain, figures, loading, paper, reference as reference_run, stats
 
 _FALLBACK_GRID = stats.paper_grid(27)  # 5x5
@@ -281,7 +282,7 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
     paper's std, best graph and grids instead of the project's (`analysis.paper`).
     Returns REPORT.md's path."""
     began = time.perf_counter()
-    index = loading.index_results(workdir)
+    index = results.index_results(workdir)
     runs = loading.select(index, epoch, hparams)
     compare_runs = loading.load(compare) if compare is not None else None
     matched = (reference_run.match(runs, loading.load(reference, reference_epoch))

@@ -4,13 +4,11 @@ Per graph: mean and sample std (ddof=1) of the test error over seeds. Per (C, L)
 the mean over every run (graph x seed) whose graph falls in it. The complete graph is the
 baseline, kept out of the plane (it sits at C = 1, L = 1).
 
-Grids. The paper bins C on linspace(0, 1, 136) and L on linspace(1, 4.5, 136): 135 x 135
-fine cells (`FINE`; the 3942 set keeps one graph per non-empty cell). Its 52-bin grid
-(`PAPER_52`) groups 9 x 9 fine cells into 15 x 15 coarse cells: the 52 graphs sit in
-the centre fine cell (digit 5 mod 9) of 52 distinct coarse cells. `PAPER_449` groups
-3 x 3 fine cells (45 x 45). Coarse edges are every 9th (3rd) fine edge, the very same
-floats, so a coarse cell is exactly its fine cells. Bins are [lo, hi), the last one
-closed; values outside the grid are counted, not binned.
+Grids (`Grid`, `paper_grid`, `FINE`, `PAPER_52`, `PAPER_449`) are
+`relgraph_jax.graphs.cl_grid`'s, the ones the design space picks its graphs by: the
+paper's 135 x 135 fine cells over C in [0, 1], L in [1, 4.5], merged 9 x 9 (15 x 15, the
+52 set's) or 3 x 3 (45 x 45, the 449 set's). Bins are [lo, hi), the last one closed;
+values outside the grid are counted, not binned.
 """
 from __future__ import annotations
 
@@ -21,6 +19,8 @@ import numpy as np
 import scipy.stats
 
 from relgraph_jax.analysis.loading import COMPLETE_PREFIX, Runs
+from relgraph_jax.graphs.cl_grid import (  # noqa: F401 (the analysis's names for them)
+    FINE, PAPER_52, PAPER_449, Grid, bin_of, paper_grid)
 
 
 class NotEnoughData(ValueError):
@@ -97,71 +97,6 @@ def complete_vs_best(table: GraphTable, best: str | None = None) -> Baseline:
             raise ValueError(f"best={best!r} is not a graph of this table")
     return Baseline(complete=table.row(complete[0]) if len(complete) else None,
                     best=table.row(others[0]) if len(others) else None)
-
-
-# ---------------------------------------------------------------------------- grids
-_PAPER_C_EDGES = np.linspace(0.0, 1.0, 136)
-_PAPER_L_EDGES = np.linspace(1.0, 4.5, 136)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Grid:
-    """Bin edges over clustering coefficient C and average path length L. Bins are
-    [lo, hi), the last one closed; `c_right_closed` makes C's (lo, hi], as the paper's
-    heatmap figures bin C (np.digitize(C, edges, right=True)), the first one open."""
-    name: str
-    c_edges: np.ndarray
-    l_edges: np.ndarray
-    c_right_closed: bool = False
-
-    def __post_init__(self):
-        for axis in ("c_edges", "l_edges"):
-            edges = np.asarray(getattr(self, axis), dtype=np.float64)
-            if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
-                raise ValueError(f"grid {self.name!r}: {axis} must be >= 2 increasing values, "
-                                 f"got {getattr(self, axis)!r}")
-            object.__setattr__(self, axis, edges)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.c_edges) - 1, len(self.l_edges) - 1
-
-    def locate(self, C, L) -> tuple[np.ndarray, np.ndarray]:
-        """Bin indices of each (C, L); -1 on both where the point is outside the grid."""
-        ci = _bin_of(self.c_edges, np.asarray(C, dtype=np.float64), self.c_right_closed)
-        li = _bin_of(self.l_edges, np.asarray(L, dtype=np.float64))
-        outside = (ci < 0) | (li < 0)
-        return np.where(outside, -1, ci), np.where(outside, -1, li)
-
-    def c_range(self, i0: int, i1: int) -> tuple[float, float]:
-        return float(self.c_edges[i0]), float(self.c_edges[i1 + 1])
-
-    def l_range(self, j0: int, j1: int) -> tuple[float, float]:
-        return float(self.l_edges[j0]), float(self.l_edges[j1 + 1])
-
-
-def _bin_of(edges: np.ndarray, x: np.ndarray, right_closed: bool = False) -> np.ndarray:
-    if right_closed:  # (lo, hi]: x on the first edge is outside, as np.digitize has it
-        i = np.searchsorted(edges, x, side="left") - 1
-        return np.where((x <= edges[0]) | (x > edges[-1]) | ~np.isfinite(x), -1, i)
-    i = np.searchsorted(edges, x, side="right") - 1
-    i = np.where(x == edges[-1], len(edges) - 2, i)
-    return np.where((x < edges[0]) | (x > edges[-1]) | ~np.isfinite(x), -1, i)
-
-
-def paper_grid(fine_cells_per_bin: int) -> Grid:
-    """The paper's 135 x 135 fine grid with `fine_cells_per_bin` cells merged per axis."""
-    if fine_cells_per_bin not in (1, 3, 5, 9, 15, 27, 45):
-        raise ValueError(f"fine_cells_per_bin must divide 135 (1, 3, 5, 9, 15, 27, 45), got "
-                         f"{fine_cells_per_bin!r}")
-    k = fine_cells_per_bin
-    bins = 135 // k
-    return Grid(f"{bins}x{bins}", _PAPER_C_EDGES[::k], _PAPER_L_EDGES[::k])
-
-
-PAPER_52 = paper_grid(9)
-PAPER_449 = paper_grid(3)
-FINE = paper_grid(1)
 
 
 # ---------------------------------------------------------------------------- heatmaps
@@ -283,7 +218,7 @@ def quadratic_fit(x, y) -> QuadraticFit:
 def axis_profile(x, y, edges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bin centres, mean y and count per bin of x: the slice a heatmap makes along one axis."""
     x, y, edges = (np.asarray(a, dtype=np.float64) for a in (x, y, edges))
-    i = _bin_of(edges, x)
+    i = bin_of(edges, x)
     inside = i >= 0
     count = np.bincount(i[inside], minlength=len(edges) - 1)
     total = np.bincount(i[inside], y[inside], minlength=len(edges) - 1)

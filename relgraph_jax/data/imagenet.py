@@ -5,7 +5,9 @@ centre square), resize to `image_size`, horizontal flip, AlexNet-style PCA light
 (std 0.1); float32 on the 0-255 scale. Eval: resize the shorter side to
 image_size * 256 / 224, centre crop `image_size`; uint8. Both still need `normalize`.
 Every random draw comes from (seed, epoch, example index), so batches do not depend on
-thread timing, and each host of a multi-host run takes its own slice of a global batch.
+thread timing. The trainer reads one stream of batches per seed and every process decodes
+the full batch (variants, not examples, are split over devices: train/feeds.StreamFeed);
+process_index / process_count can instead give each host its own slice of a batch.
 """
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The data order of an epoch: a permutation that depends only on (seed, epoch, n).
 
-Written in jax so the trainer can build it on the device, inside jit or under vmap over
-seeds; threefry keys make it bit-identical on any backend and any number of devices.
+Each seed has its own order, so all variants of one seed see the same batches. Written
+with jax's threefry keys, which make it bit-identical on any backend and any number of
+devices; the trainer computes it eagerly, once per seed and epoch, and sends the orders
+to the devices (train/feeds.py). It may also be traced (jit, vmap over seeds).
 The order stream is folded with its own tag so it never coincides with other keys a
 caller derives from the same seed (initialisation, augmentation).
 """

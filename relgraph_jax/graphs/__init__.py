@@ -5,11 +5,13 @@
     g.C, g.L, g.density, g.adjacency
     graphs.resolve("paper:n64_52;complete:n=64;brain:cat")
 
-The design space lives in `graphs.design_space`, the (C, L) plot in `graphs.plot`
+The design space lives in `graphs.design_space`, the paper's (C, L) grids (shared with
+the analysis) in `graphs.cl_grid`, the (C, L) plot in `graphs.plot`
 (imported on demand: it needs matplotlib), the command line in ``python -m relgraph_jax.graphs``.
 """
 from relgraph_jax.graphs.catalog import (BEST_GRAPHS, BRAIN_NETWORKS, PAPER_SETS, PaperGraph,
-                                         best_graph, brain_adjacency, paper_graph, paper_set)
+                                         WSFlexGraph, best_graph, brain_adjacency, paper_graph,
+                                         paper_set)
 from relgraph_jax.graphs.generators import (barabasi_albert_graph, brain_graph, complete_graph,
                                             erdos_renyi_graph, ring_graph)
 from relgraph_jax.graphs.measures import adjacency_measures, measures

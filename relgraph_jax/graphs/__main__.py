@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from relgraph_jax.graphs import design_space
+from relgraph_jax.graphs import cl_grid, design_space
 from relgraph_jax.graphs.relational_graph import resolve
 
 
@@ -43,11 +43,14 @@ def _sweep(args) -> None:
 
 def _sample(args) -> None:
     space = design_space.DesignSpace.load(args.space)
-    chosen = design_space.subsample(space.C, space.L, space.k / space.n)
+    # The paper's fine grid for this node count (16 or 64; any other: the 64-node one).
+    c_edges, l_edges = cl_grid.FINE_EDGES.get(space.n, cl_grid.FINE_EDGES[64])
+    edges = dict(c_edges=c_edges, l_edges=l_edges)
+    chosen = design_space.subsample(space.C, space.L, space.k / space.n, **edges)
     if args.block > 1:
-        kept, borrowed = design_space.centres(space.C, space.L, chosen, args.block)
+        kept, borrowed = design_space.centres(space.C, space.L, chosen, args.block, **edges)
         chosen = np.concatenate([kept, borrowed])
-    graphs = design_space.sample(space, chosen, progress=True)
+    graphs = design_space.sample(space, chosen, progress=True, **edges)
     with open(args.out, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "n", "k_over_n", "p", "seed", "C", "L", "spec"])
@@ -84,7 +87,7 @@ def main(argv=None) -> None:
     sub = commands.add_parser("sample", help="an evenly spread set of ws_flex graphs from a sweep, as csv")
     sub.add_argument("--space", required=True, help="an .npz file written by sweep")
     sub.add_argument("--block", type=int, default=1, choices=(1, 3, 9),
-                     help="1: one graph per cell (paper: 3942); 3: 449; 9: 52")
+                     help="1: one graph per cell (paper: 3942, n=16: 2698); 3: 449 (326); 9: 52 (48)")
     sub.add_argument("--out", required=True)
     sub.set_defaults(run=_sample)
     sub = commands.add_parser("plot", help="the (C, L) plane as a PNG")

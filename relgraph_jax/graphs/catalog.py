@@ -35,16 +35,29 @@ BRAIN_NETWORKS = {
 
 
 @dataclasses.dataclass(frozen=True)
-class PaperGraph:
-    """One row of a paper set: WS-flex parameters and the authors' C and L."""
-    set_name: str
-    index: int
+class WSFlexGraph:
+    """A WS-flex graph by its parameters, with its C and L: a row of a paper set (the
+    authors' C and L; `set_name` and `index` place it) or a graph `design_space.sample`
+    drew (C and L measured; in no set)."""
     n: int
     k: float
     p: float
     seed: int
     C: float
     L: float
+    set_name: str | None = None
+    index: int | None = None
+
+    @property
+    def spec(self) -> str:
+        """`paper:SET/INDEX` for a paper set's row, else its `ws:` spec."""
+        if self.set_name is not None:
+            return f"paper:{self.set_name}/{self.index}"
+        from relgraph_jax.graphs.relational_graph import ws_spec  # it imports this module
+        return ws_spec(self.n, self.k, self.p, self.seed)
+
+
+PaperGraph = WSFlexGraph  # the name relgraph_jax.graphs has exported for paper set rows
 
 
 def _data_text(relative_path: str) -> str:
@@ -57,14 +70,14 @@ def check_paper_set(name: str) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def paper_set(name: str) -> tuple[PaperGraph, ...]:
+def paper_set(name: str) -> tuple[WSFlexGraph, ...]:
     """All graphs of a paper set in index order; k = (k/n) * n as the authors used it."""
     check_paper_set(name)
     rows = csv.DictReader(io.StringIO(_data_text(f"graphs_{name}.csv")))
     graphs = []
     for position, row in enumerate(rows):
         n = int(row["n"])
-        graph = PaperGraph(set_name=name, index=int(row["index"]), n=n,
+        graph = WSFlexGraph(set_name=name, index=int(row["index"]), n=n,
                            k=float(row["k_over_n"]) * n, p=float(row["p"]),
                            seed=int(row["seed"]), C=float(row["C"]), L=float(row["L"]))
         if graph.index != position:
@@ -73,7 +86,7 @@ def paper_set(name: str) -> tuple[PaperGraph, ...]:
     return tuple(graphs)
 
 
-def paper_graph(name: str, index: int) -> PaperGraph:
+def paper_graph(name: str, index: int) -> WSFlexGraph:
     """Row `index` of paper set `name`; ValueError names the allowed index range."""
     graphs = paper_set(name)
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
@@ -83,7 +96,7 @@ def paper_graph(name: str, index: int) -> PaperGraph:
     return graphs[index]
 
 
-def best_graph(model: str) -> PaperGraph:
+def best_graph(model: str) -> WSFlexGraph:
     """The paper's best graph for a model name in `BEST_GRAPHS`."""
     if model not in BEST_GRAPHS:
         raise ValueError(f"no best graph for model {model!r}; known: {', '.join(BEST_GRAPHS)}")

@@ -6,7 +6,9 @@
 in a shuffled order (the paper's 3942 graphs); `centres` keeps the centre cells of
 3 x 3 or 9 x 9 blocks of cells (449 and 52). `sample` turns selected cells into real
 `ws_flex` graphs: for each cell it regenerates candidates with `ws_flex` until one
-lands in the cell, so the final set is reproducible from its specs.
+lands in the cell, so the final set is reproducible from its specs. Cells, their edges
+and the selection rules are `cl_grid`'s, the ones the analysis bins by; the edges
+default to the paper's 64-node fine grid (`cl_grid.FINE_EDGES` has the 16-node one).
 """
 from __future__ import annotations
 
@@ -17,14 +19,14 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from relgraph_jax.graphs import bitsets
+from relgraph_jax.graphs import bitsets, cl_grid
+from relgraph_jax.graphs.catalog import WSFlexGraph
 from relgraph_jax.graphs.measures import adjacency_measures
-from relgraph_jax.graphs.relational_graph import RelationalGraph, ws_spec
+from relgraph_jax.graphs.relational_graph import RelationalGraph
 from relgraph_jax.graphs.wsflex import check_ws_flex_params, ws_flex_edges
 from relgraph_jax.graphs.wsflex_batch import sample_ws_flex
 
-C_EDGES = np.linspace(0, 1, 136)  # the paper's bins of C ...
-L_EDGES = np.linspace(1, 4.5, 136)  # ... and of L
+C_EDGES, L_EDGES = cl_grid.FINE_EDGES[64]  # the paper's bins of C and of L (n = 64)
 MIN_K_OVER_N = 0.125
 SHUFFLE_SEED = 1
 BORROW_ABOVE_C = 0.75
@@ -128,8 +130,8 @@ def sweep(grid: Grid, seed: int = 0, workers: int | None = None,
 
 
 def cells(C: np.ndarray, L: np.ndarray, c_edges=C_EDGES, l_edges=L_EDGES) -> tuple[np.ndarray, np.ndarray]:
-    """Bin numbers (np.digitize, 1-based inside the edges) of C and of L."""
-    return np.digitize(C, c_edges), np.digitize(L, l_edges)
+    """Cell indices of C and of L, 0-based, -1 outside the grid (`cl_grid.Grid.locate`)."""
+    return cl_grid.Grid("cells", c_edges, l_edges).locate(C, L)
 
 
 def subsample(C: np.ndarray, L: np.ndarray, k_over_n: np.ndarray | None = None,
@@ -138,39 +140,38 @@ def subsample(C: np.ndarray, L: np.ndarray, k_over_n: np.ndarray | None = None,
     """Indices of the first graph of each non-empty (C, L) cell in a shuffled order.
 
     The paper's defaults: graphs with k/n >= 0.125 and finite L, shuffled with numpy
-    seed 1, C binned on linspace(0, 1, 136) and L on linspace(1, 4.5, 136).
+    seed 1, C binned on linspace(0, 1, 136) and L on linspace(1, 4.5, 136). Graphs
+    outside the edges are in no cell, so never kept.
     """
     C, L = np.asarray(C, dtype=np.float64), np.asarray(L, dtype=np.float64)
     keep = np.isfinite(C) & np.isfinite(L)
     if k_over_n is not None:
         keep &= np.asarray(k_over_n) >= min_k_over_n
     order = np.flatnonzero(keep)[np.random.RandomState(shuffle_seed).permutation(int(keep.sum()))]
-    c_bin, l_bin = cells(C[order], L[order], c_edges, l_edges)
-    _, first = np.unique(c_bin * (len(l_edges) + 2) + l_bin, return_index=True)
-    return order[np.sort(first)]
+    grid = cl_grid.Grid("cells", c_edges, l_edges)
+    return order[cl_grid.first_per_cell(grid, C[order], L[order])]
 
 
 def centres(C: np.ndarray, L: np.ndarray, indices: np.ndarray, block: int,
             c_edges=C_EDGES, l_edges=L_EDGES, borrow_above_c: float = BORROW_ABOVE_C
             ) -> tuple[np.ndarray, np.ndarray]:
     """(kept, borrowed): graphs of `indices` in the centre cell of each block x block
-    group of cells (block 3 -> the paper's 449, 9 -> 52), and, where a centre is empty
-    and the block has graphs with C > borrow_above_c, the one whose cell is nearest the
-    centre (the paper filled its sparse high-C corner this way; which graph it borrowed
-    is not recorded, so the borrowed ones are this rule's, not necessarily the paper's).
+    group of cells (block 3 -> the paper's 449, 9 -> 52; `cl_grid.centre_cells`), and,
+    where a centre is empty and the block has graphs with C > borrow_above_c, the one
+    whose cell is nearest the centre (the paper filled its sparse high-C corner this
+    way; which graph it borrowed is not recorded, so the borrowed ones are this rule's,
+    not necessarily the paper's).
     """
-    if block < 1 or block % 2 == 0:
-        raise ValueError(f"block must be an odd positive number of cells, got {block}")
     indices = np.asarray(indices)
-    c_bin, l_bin = cells(C[indices], L[indices], c_edges, l_edges)
-    middle = block // 2
-    is_centre = ((c_bin - 1) % block == middle) & ((l_bin - 1) % block == middle)
+    ci, li = cells(C[indices], L[indices], c_edges, l_edges)
+    is_centre = cl_grid.centre_cells(ci, li, block)
     kept = indices[is_centre]
-    block_id = ((c_bin - 1) // block) * (len(l_edges) + 2) + (l_bin - 1) // block
+    middle = block // 2
+    block_id = (ci // block) * len(l_edges) + li // block
     has_centre = set(block_id[is_centre].tolist())
-    distance = np.hypot((c_bin - 1) % block - middle, (l_bin - 1) % block - middle)
+    distance = np.hypot(ci % block - middle, li % block - middle)
     borrowed = []
-    candidates = np.flatnonzero((C[indices] > borrow_above_c) & ~is_centre)
+    candidates = np.flatnonzero((C[indices] > borrow_above_c) & ~is_centre & (ci >= 0))
     for block_value in np.unique(block_id[candidates]):
         if block_value in has_centre:
             continue
@@ -179,49 +180,32 @@ def centres(C: np.ndarray, L: np.ndarray, indices: np.ndarray, block: int,
     return kept, np.array(borrowed, dtype=indices.dtype)
 
 
-@dataclasses.dataclass(frozen=True)
-class SampledGraph:
-    """A ws_flex graph chosen for a (C, L) cell, with its exact C and L."""
-    n: int
-    k: float
-    p: float
-    seed: int
-    C: float
-    L: float
-
-    @property
-    def spec(self) -> str:
-        return ws_spec(self.n, self.k, self.p, self.seed)
-
-
 def sample(space: DesignSpace, chosen: np.ndarray, attempts: int = 60, c_edges=C_EDGES,
            l_edges=L_EDGES, shuffle_seed: int = SHUFFLE_SEED, progress: bool = False
-           ) -> list[SampledGraph]:
+           ) -> list[WSFlexGraph]:
     """For each chosen sweep graph, a `ws_flex` graph with exactly measured C and L in the
     same cell. Candidates are the (k, p) of that cell's sweep graphs in shuffled order,
     regenerated by `ws_flex` with seed = replicate, then replicate + R, + 2R, ... (R
     replicates per (k, p)) until one lands in the cell; after `attempts` the cell is left
     out, so the result can be shorter than `chosen`."""
+    grid = cl_grid.Grid("cells", c_edges, l_edges)
     finite = np.flatnonzero(np.isfinite(space.L) & space.ok)
     order = finite[np.random.RandomState(shuffle_seed).permutation(len(finite))]
-    stride = len(l_edges) + 2
-    c_bin, l_bin = cells(space.C[order], space.L[order], c_edges, l_edges)
-    cell_of = c_bin * stride + l_bin
+    cell_of = grid.cell(space.C[order], space.L[order])
     by_cell = np.argsort(cell_of, kind="stable")
     sorted_cells = cell_of[by_cell]
     replicates = int(space.replicate.max()) + 1
     result = []
     for index in tqdm(np.asarray(chosen), disable=not progress, desc="sample", unit="cell"):
-        c_target, l_target = cells(space.C[index], space.L[index], c_edges, l_edges)
-        first, last = np.searchsorted(sorted_cells, [c_target * stride + l_target,
-                                                     c_target * stride + l_target + 1])
+        target = grid.cell(space.C[index], space.L[index])
+        first, last = np.searchsorted(sorted_cells, [target, target + 1])
         candidates = order[by_cell[first:last]]
         for attempt in range(attempts):
             candidate = candidates[attempt % len(candidates)]
             n, k, p = space.n, float(space.k[candidate]), float(space.p[candidate])
             seed = int(space.replicate[candidate]) + replicates * (attempt // len(candidates))
             C, L = adjacency_measures(RelationalGraph(n, ws_flex_edges(n, k, p, seed)).adjacency)
-            if cells(C, L, c_edges, l_edges) == (c_target, l_target):
-                result.append(SampledGraph(n, k, p, seed, C, L))
+            if grid.cell(C, L) == target:
+                result.append(WSFlexGraph(n, k, p, seed, C, L))
                 break
     return result

@@ -1,28 +1,26 @@
-"""How batches reach the compiled step: a data set resident on the device, or a host stream.
+"""Where a step's data comes from: a data set resident on the devices, or a host stream.
 
-Both feeds give each seed its own data order (`data.epoch_order(seed, epoch, n)`), so all
-variants with the same seed see the same batches whatever the device count, and a resume
-at any step continues the exact sequence.
+Feeds only produce device arrays; the trainer hands them to the buckets' programs. Both
+give each seed its own data order (`data.epoch_order(seed, epoch, n)`), so all variants
+with the same seed see the same batches whatever the device count, and a resume at any
+step continues the exact sequence.
 """
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
+from typing import Iterator
+
 import numpy as np
 
 from relgraph_jax import data as data_lib
 from relgraph_jax.train import mesh as mesh_lib
 
 
-def _epoch_perms(seeds, epoch, n):
-    return np.stack([np.asarray(data_lib.epoch_order(s, epoch, n)) for s in seeds]).astype(np.int32)
-
-
 class ResidentFeed:
     """Small data sets (CIFAR-10, MNIST, digits): uint8 on every device, batched there.
 
-    One copy of the data serves every width bucket; each bucket runs its own compiled
-    chunk of steps on it.
+    `epoch_inputs(step)` are the arguments a resident program draws the batches of the
+    epoch holding `step` from: (x_train, y_train, perms, seeds); perms[i] is the example
+    order of seeds[i]. One copy serves every bucket.
     """
 
     def __init__(self, ds, shard, seeds, eval_batch_size, steps_per_epoch):
@@ -36,49 +34,21 @@ class ResidentFeed:
         x[:self.num_test], y[:self.num_test] = ds.x_test, ds.y_test
         self.test = mesh_lib.put((x, y), shard.replicated)
         self.seeds_array = mesh_lib.put(np.asarray(seeds, np.int32), shard.replicated)
-        self._compiled = {}
         self._perms_epoch, self._perms = None, None
 
-    def _program(self, programs, kind, *args):
-        key = (id(programs), kind) + args
-        if key not in self._compiled:
-            self._compiled[key] = getattr(programs, kind)(*args)
-        return self._compiled[key]
-
-    def perms(self, step: int):
-        """Every seed's example order of the epoch holding `step`, on the devices (one row
-        per seed, in the order of `seeds`)."""
+    def epoch_inputs(self, step: int) -> tuple:
         epoch = step // self.steps_per_epoch
         if self._perms_epoch != epoch:
-            self._perms = mesh_lib.put(_epoch_perms(self.seeds, epoch, self.n_train),
-                                       self.shard.replicated)
+            perms = np.stack([np.asarray(data_lib.epoch_order(s, epoch, self.n_train))
+                              for s in self.seeds]).astype(np.int32)
+            self._perms = mesh_lib.put(perms, self.shard.replicated)
             self._perms_epoch = epoch
-        return self._perms
+        return self.x_train, self.y_train, self._perms, self.seeds_array
 
-    def train(self, buckets, step: int, num_steps: int) -> None:
-        """Advances every bucket's state by num_steps steps from `step`."""
-        perms = self.perms(step)
-        for b in buckets:
-            chunk = self._program(b.programs, "train_chunk", num_steps)
-            b.state = chunk(b.state, b.vconst, self.x_train, self.y_train, perms, self.seeds_array,
-                            jnp.int32(step))
-
-    def precise_bn(self, buckets, epoch: int, num_batches: int, step: int) -> None:
-        """Gives every bucket precise BatchNorm statistics from the first num_batches
-        batches of `epoch`; `step` is the training step reached."""
-        start = epoch * self.steps_per_epoch
-        perms = self.perms(start)
-        for b in buckets:
-            program = self._program(b.programs, "precise_bn_chunk", num_batches)
-            b.state = program(b.state, b.vconst, self.x_train, self.y_train, perms,
-                              self.seeds_array, jnp.int32(start), jnp.int32(step))
-
-    def evaluate(self, bucket):
-        """(summed test loss, correct count) per variant slot, as float64 host arrays."""
-        evaluate = self._program(bucket.programs, "evaluate")
-        loss, correct = mesh_lib.fetch(evaluate(bucket.state, *self.test))
-        n = self.num_test
-        return (loss[:, :n].astype(np.float64).sum(1), correct[:, :n].sum(1).astype(np.float64))
+    def test_batches(self) -> Iterator[tuple]:
+        """The whole (padded) test set as one batch: (x, y, valid example mask)."""
+        valid = np.arange(len(self.test[1])) < self.num_test
+        yield self.test[0], self.test[1], valid
 
     def close(self):
         pass
@@ -89,7 +59,7 @@ class StreamFeed:
 
     Every process decodes the full global batch (variants, not examples, are split over
     devices), so multi-host runs need no exchange of examples. Each batch is put on the
-    devices once and used by every width bucket.
+    devices once and used by every bucket.
     """
 
     def __init__(self, stream, shard, seeds, batch_size, eval_batch_size, steps_per_epoch):
@@ -97,66 +67,41 @@ class StreamFeed:
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.steps_per_epoch = steps_per_epoch
         self.num_test = stream.num_test
-        self._compiled = {}
         self._iters, self._next_step = None, None
 
-    def _program(self, programs, kind, *args):
-        key = (id(programs), kind) + args
-        if key not in self._compiled:
-            self._compiled[key] = getattr(programs, kind)(*args)
-        return self._compiled[key]
+    def batch(self, step: int) -> tuple:
+        """(images[S, B, ...] uint8, labels[S, B]) of `step` for every seed, on the devices."""
+        if self._next_step != step or step % self.steps_per_epoch == 0:
+            self.close()
+            epoch, first = divmod(step, self.steps_per_epoch)
+            self._iters = [self.stream.train_batches(self.batch_size, s, epoch, first_batch=first)
+                           for s in self.seeds]
+        self._next_step = step + 1
+        return self._put(self._iters)
 
-    def _put_batches(self, iters):
-        """The next batch of every seed's iterator, stacked (S, B, ...) on the devices."""
-        batches = [next(it) for it in iters]
-        return mesh_lib.put((np.stack([b.images for b in batches]),
-                             np.stack([b.labels for b in batches])), self.shard.replicated)
-
-    def _open_epoch(self, step):
-        epoch, first = divmod(step, self.steps_per_epoch)
-        self._iters = [self.stream.train_batches(self.batch_size, s, epoch, first_batch=first)
-                       for s in self.seeds]
-        self._next_step = step
-
-    def train(self, buckets, step: int, num_steps: int) -> None:
-        for s in range(step, step + num_steps):
-            if self._next_step != s or s % self.steps_per_epoch == 0:
-                self.close()
-                self._open_epoch(s)
-            images, labels = self._put_batches(self._iters)
-            for b in buckets:
-                b.state = self._program(b.programs, "train_fed")(b.state, b.vconst, images,
-                                                                 labels, jnp.int32(s))
-            self._next_step = s + 1
-
-    def precise_bn(self, buckets, epoch: int, num_batches: int, step: int) -> None:
-        """As ResidentFeed.precise_bn; batches are decoded once and used by every bucket."""
+    def epoch_batches(self, epoch: int, num_batches: int) -> Iterator[tuple]:
+        """The first num_batches batches of `epoch` for every seed, without disturbing the
+        training position (precise BN draws from an epoch training never reaches)."""
         iters = [self.stream.train_batches(self.batch_size, s, epoch) for s in self.seeds]
-        sums = [None] * len(buckets)
         try:
             for _ in range(num_batches):
-                images, _ = self._put_batches(iters)
-                for i, b in enumerate(buckets):
-                    got = self._program(b.programs, "precise_bn_fed")(b.state, b.vconst, images)
-                    sums[i] = got if sums[i] is None else jax.tree.map(jnp.add, sums[i], got)
+                yield self._put(iters)
         finally:
             for it in iters:
                 it.close()
-        for b, total in zip(buckets, sums):
-            b.state = self._program(b.programs, "precise_bn_set", num_batches)(
-                b.state, total, jnp.int32(step))
 
-    def evaluate(self, bucket):
-        evaluate = self._program(bucket.programs, "evaluate")
-        loss, correct = 0.0, 0.0
+    def test_batches(self) -> Iterator[tuple]:
+        """(x, y, valid example mask) per test batch, on the devices."""
         for batch in self.stream.test_batches(self.eval_batch_size):
-            arrays = mesh_lib.put((batch.images, batch.labels), self.shard.replicated)
-            l, c = mesh_lib.fetch(evaluate(bucket.state, *arrays))
-            loss = loss + l[:, batch.valid].astype(np.float64).sum(1)
-            correct = correct + c[:, batch.valid].sum(1)
-        return loss, np.asarray(correct, np.float64)
+            yield (*mesh_lib.put((batch.images, batch.labels), self.shard.replicated), batch.valid)
+
+    def _put(self, iters) -> tuple:
+        batches = [next(it) for it in iters]
+        return mesh_lib.put((np.stack([b.images for b in batches]),
+                             np.stack([b.labels for b in batches])), self.shard.replicated)
 
     def close(self):
         for it in self._iters or ():
             it.close()
         self._iters = None
+

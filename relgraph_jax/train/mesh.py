@@ -35,6 +35,12 @@ def shardings(mesh) -> Shardings:
     return Shardings(NamedSharding(mesh, P("variants")), NamedSharding(mesh, P()))
 
 
+def batch_spec(mesh):
+    """How a step splits its batch: over the "data" axis when it has several devices. A
+    bare spec: inside shard_map it refers to the mesh whose "variants" axis is manual."""
+    return P("data") if mesh.shape["data"] > 1 else None
+
+
 def put(tree, sharding: NamedSharding):
     """Host numpy tree -> global jax arrays with the given sharding."""
     def one(x):

@@ -20,7 +20,8 @@ def epoch_cosine(steps_per_epoch: int, epochs: int):
 
 
 def make_optimizer(train_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-    """SGD(momentum, nesterov) + decoupled-before-momentum weight decay + epoch cosine."""
+    """SGD(momentum, nesterov) + coupled L2 weight decay (added to the gradient before
+    momentum, as PyTorch SGD) + epoch cosine."""
     schedule = epoch_cosine(steps_per_epoch, train_cfg.epochs)
 
     def sgd(learning_rate, weight_decay):

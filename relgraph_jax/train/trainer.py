@@ -1,11 +1,16 @@
 """train_and_evaluate(config, workdir): every variant of a sweep, one compiled program per
-width bucket (variants of neighbouring widths, padded to the bucket's widest).
+bucket (variants of one model structure and neighbouring widths, padded to the widest).
 
 Order of work, so that mistakes surface in seconds: validate the config, resolve and
 budget-match the graphs, validate the data and the workdir; only then load data, build
-the stacked state and compile. Each evaluation's records are appended to
+the stacked states and compile. Each evaluation's records are appended to
 WORKDIR/results.jsonl before the checkpoint is written, so a kill anywhere loses at most
 the work since the last checkpoint and never duplicates a record.
+
+How a step runs: `step.train_step` is one variant's update; `programs.build` wraps it once
+per bucket for all its variants, the devices and a chunk of steps; the loop below calls
+those programs with the batches the feed puts on the devices, and asks `due` whether it is
+time to log, evaluate or save.
 """
 from __future__ import annotations
 
@@ -15,20 +20,21 @@ import signal
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from relgraph_jax import budget as budget_lib
 from relgraph_jax import data as data_lib
 from relgraph_jax import models as models_lib
-from relgraph_jax import relational
+from relgraph_jax import relational, results
 from relgraph_jax.train import checkpoint as checkpoint_lib
-from relgraph_jax.train import feeds, optim, results, variants as variants_lib
+from relgraph_jax.train import feeds, optim, variants as variants_lib
 from relgraph_jax.train import mesh as mesh_lib
+from relgraph_jax.train import programs as programs_lib
 from relgraph_jax.train import step as step_lib
 from relgraph_jax.train import workdir as workdir_lib
+from relgraph_jax.train.state import VARIABLE_COLLECTIONS, TrainState
 from relgraph_jax.train.validate import validate_config
-
-STATE_COLLECTIONS = ("params", "batch_stats", "masks")
 
 
 class _StopFlag:
@@ -70,7 +76,7 @@ def _init_graph_variants(config, graph, widths, seeds, sample):
 
     def init(key):
         variables = model.init(key, sample, train=False)
-        return {k: variables[k] for k in STATE_COLLECTIONS}
+        return {k: variables[k] for k in VARIABLE_COLLECTIONS}
 
     keys = jax.vmap(jax.random.key)(np.asarray(seeds, np.uint32))
     compiled = jax.jit(jax.vmap(init)).lower(keys).compile(compiler_options=_INIT_COMPILER_OPTIONS)
@@ -78,14 +84,14 @@ def _init_graph_variants(config, graph, widths, seeds, sample):
     return {seed: jax.tree.map(lambda x, i=i: x[i], stacked) for i, seed in enumerate(seeds)}
 
 
-def build_state(config, variant_list, slots, model, tx, sample):
-    """Host numpy state of all variants, stacked; slots beyond the variants repeat the last.
+def build_state(config, variant_list, slots, model, tx, sample) -> TrainState:
+    """Host numpy states of all variants, stacked; slots beyond the variants repeat the last.
 
     Each variant is initialised at its own widths from its seed, then zero-padded to the
     shared (widest) shapes, so padding never changes what a variant computes.
     """
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample, train=False))
-    shapes = {k: shapes[k] for k in STATE_COLLECTIONS}
+    shapes = {k: shapes[k] for k in VARIABLE_COLLECTIONS}
     seeds_of = {}
     for v in variant_list:
         seeds_of.setdefault((v.graph, v.widths), set()).add(v.seed)
@@ -99,18 +105,132 @@ def build_state(config, variant_list, slots, model, tx, sample):
     for v in variant_list:
         variables = inits[(v.graph, v.widths, v.seed)]
         opt_state = optim.set_hyperparams(opt_init(variables["params"]), v.lr, v.weight_decay)
-        per_variant.append({**variables, "opt_state": jax.device_get(opt_state),
-                            "failed": np.bool_(False), "failed_step": np.int32(-1),
-                            "loss_sum": np.float32(0), "loss_count": np.float32(0)})
+        per_variant.append(TrainState.fresh(variables, jax.device_get(opt_state)))
     per_variant += [per_variant[-1]] * (slots - len(per_variant))
     return variants_lib.stack(per_variant)
 
 
-def _variant_constants(variant_list, slots, seeds):
-    """Per slot: which of the sweep's seeds (and so which batch of each step) it trains on."""
-    seed = np.array([v.seed for v in variant_list]
-                    + [variant_list[-1].seed] * (slots - len(variant_list)), np.int32)
-    return {"seed_index": np.searchsorted(np.asarray(seeds), seed).astype(np.int32)}
+@dataclasses.dataclass
+class Bucket:
+    """Variants of one structure and neighbouring widths that share one model and programs.
+
+    Slot i of the stacked state holds variants[i]; slots beyond them repeat the last one.
+    seed_index[i]: which of the sweep's seeds (and so which batch of each step) slot i
+    trains on.
+    """
+    variants: list
+    widths: tuple
+    slots: int
+    programs: programs_lib.Programs
+    state: TrainState
+    seed_index: jax.Array
+
+    @property
+    def slot_ids(self) -> list[int]:
+        ids = [v.id for v in self.variants]
+        return ids + [ids[-1]] * (self.slots - len(ids))
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a sweep's steps need: the buckets and the batch feed."""
+    buckets: list
+    feed: object
+    resident: bool
+    steps_per_epoch: int
+    shard: mesh_lib.Shardings
+
+
+def _padded_cost(config, input_shape):
+    """Per-slot cost of running at per-stage widths: the MACs of the complete graph there
+    (what the mask path computes whatever the graph)."""
+    complete = f"complete:n={config.model.nodes}"
+    return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
+
+
+def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
+    """Mesh, buckets (model, stacked initial state, programs each) and batch feed."""
+    tc = config.train
+    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
+    shard = mesh_lib.shardings(mesh)
+    tx = optim.make_optimizer(tc, steps_per_epoch)
+    sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
+    seeds = sorted({v.seed for v in variant_list})
+    eval_bs = min(tc.eval_batch_size, source.num_test)
+    batches = programs_lib.BatchConfig(tc.batch_size, eval_bs, tuple(source.mean),
+                                       tuple(source.std), data_spec)
+    groups = variants_lib.width_buckets(variant_list, tc.width_buckets,
+                                        _padded_cost(config, tuple(source.image_shape)))
+    _log(f"{len(variant_list)} variants in {len(groups)} bucket(s) "
+         f"({', '.join(f'{len(g)} x {list(variants_lib.widest(g))}' for g in groups)}) on "
+         f"{mesh.devices.size} devices, {tc.epochs} epochs x {steps_per_epoch} steps, data "
+         f"{source.name}: {source.num_train} train / {source.num_test} test")
+    buckets = []
+    for group in groups:
+        widths = variants_lib.widest(group)
+        slots = mesh_lib.variant_slots(len(group), mesh, tc.variant_batch)
+        # Built from the group's graph with the most in-neighbours: in the gather layout
+        # that sets the degree slots every variant's tables and kernels are padded to.
+        graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
+        model = models_lib.build(config.model, graph, width=widths)
+        cfg = step_lib.StepConfig(model, tx, steps_per_epoch, tc.bn_group_size,
+                                  jnp.dtype(tc.compute_dtype),
+                                  mesh_lib.batch_spec(mesh))
+        programs = programs_lib.build(cfg, batches, mesh,
+                                      tc.variant_batch or slots // mesh.shape["variants"])
+        state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
+        seed_of = [v.seed for v in group] + [group[-1].seed] * (slots - len(group))
+        seed_index = np.searchsorted(np.asarray(seeds), seed_of).astype(np.int32)
+        buckets.append(Bucket(group, widths, slots, programs, state,
+                              mesh_lib.put(seed_index, shard.variants)))
+    feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
+            feeds.StreamFeed(source, shard, seeds, tc.batch_size, eval_bs, steps_per_epoch))
+    return Run(buckets, feed, resident, steps_per_epoch, shard)
+
+
+def train_steps(run: Run, step: int, num_steps: int) -> None:
+    """Advances every bucket by num_steps steps from `step` (within one epoch)."""
+    if run.resident:
+        inputs = run.feed.epoch_inputs(step)
+        for b in run.buckets:
+            b.state = b.programs.train_resident(b.state, b.seed_index, *inputs, jnp.int32(step),
+                                                jnp.int32(num_steps))
+        return
+    for s in range(step, step + num_steps):
+        images, labels = run.feed.batch(s)
+        for b in run.buckets:
+            b.state = b.programs.train_streamed(b.state, b.seed_index, images, labels,
+                                                jnp.int32(s))
+
+
+def precise_bn(run: Run, epoch: int, num_batches: int, step: int) -> None:
+    """Replaces every variant's BatchNorm statistics by precise BN's estimate from the first
+    num_batches batches of `epoch` (drawn as training batches are); `step` is the training
+    step reached, where a variant whose estimate is not finite is marked failed."""
+    if run.resident:
+        inputs = run.feed.epoch_inputs(epoch * run.steps_per_epoch)
+        for b in run.buckets:
+            b.state = b.programs.precise_bn_resident(
+                b.state, b.seed_index, *inputs, jnp.int32(epoch * run.steps_per_epoch),
+                jnp.int32(num_batches), jnp.int32(step))
+        return
+    sums = [None] * len(run.buckets)
+    for images, _ in run.feed.epoch_batches(epoch, num_batches):
+        for i, b in enumerate(run.buckets):
+            got = b.programs.bn_moments_streamed(b.state, b.seed_index, images)
+            sums[i] = got if sums[i] is None else jax.tree.map(jnp.add, sums[i], got)
+    for b, total in zip(run.buckets, sums):
+        b.state = b.programs.set_precise_bn(b.state, total, jnp.int32(num_batches), jnp.int32(step))
+
+
+def evaluate(run: Run, bucket: Bucket) -> tuple[np.ndarray, np.ndarray]:
+    """(summed test loss, correct count) per variant slot, as float64 host arrays."""
+    loss, correct = 0.0, 0.0
+    for x, y, valid in run.feed.test_batches():
+        batch_loss, batch_correct = mesh_lib.fetch(bucket.programs.evaluate(bucket.state, x, y))
+        loss = loss + batch_loss[:, valid].astype(np.float64).sum(1)
+        correct = correct + batch_correct[:, valid].sum(1).astype(np.float64)
+    return loss, correct
 
 
 def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test):
@@ -132,14 +252,14 @@ def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test)
     return out
 
 
-def _bucket_metrics(feed, buckets, num_variants) -> dict:
+def _metrics(run: Run, num_variants: int) -> dict:
     """Per-variant training sums and test results of all buckets, indexed by variant id."""
     metrics = {}
-    for b in buckets:
-        test_loss, correct = feed.evaluate(b)
-        found = mesh_lib.fetch({k: b.state[k] for k in ("loss_sum", "loss_count", "failed",
-                                                        "failed_step")})
-        found.update(test_loss=np.asarray(test_loss), correct=np.asarray(correct))
+    for b in run.buckets:
+        test_loss, correct = evaluate(run, b)
+        found = mesh_lib.fetch({"loss_sum": b.state.loss_sum, "loss_count": b.state.loss_count,
+                                "failed": b.state.failed, "failed_step": b.state.failed_step})
+        found.update(test_loss=test_loss, correct=correct)
         ids = [v.id for v in b.variants]
         for key, values in found.items():
             merged = metrics.setdefault(key, np.zeros(num_variants, values.dtype))
@@ -147,16 +267,22 @@ def _bucket_metrics(feed, buckets, num_variants) -> dict:
     return metrics
 
 
-def _evaluate_and_record(feed, buckets, variant_list, grid_names, model_name, step, epoch, store):
+def _evaluate_and_record(run, variant_list, grid_names, model_name, step, epoch, store):
     """Evaluates every variant, appends the epoch's records, logs a one-line summary."""
-    metrics = _bucket_metrics(feed, buckets, len(variant_list))
-    recs = _records(variant_list, grid_names, model_name, epoch, step, metrics, feed.num_test)
+    metrics = _metrics(run, len(variant_list))
+    recs = _records(variant_list, grid_names, model_name, epoch, step, metrics, run.feed.num_test)
     if store is not None:
         store.append(recs)
     ok = [r["test_error"] for r in recs if r["status"] == "ok"]
     summary = f"mean {np.mean(ok):.2f}% best {min(ok):.2f}%" if ok else "no variant left"
     failed = len(recs) - len(ok)
     _log(f"eval epoch {epoch}: test error {summary}" + (f", {failed} variants failed" if failed else ""))
+
+
+def due(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of `every` (0: never) lies in (before, after]: is it time to act
+    after the steps from `before` to `after`?"""
+    return bool(every) and after // every > before // every
 
 
 def _format_eta(seconds: float) -> str:
@@ -176,80 +302,6 @@ def _open_data(data_spec):
     return data_lib.load(data_spec), True
 
 
-@dataclasses.dataclass
-class Bucket:
-    """Variants of one structure and neighbouring widths that share one model and program.
-
-    Slot i of the stacked state holds variants[i]; slots beyond them repeat the last one.
-    """
-    variants: list
-    widths: tuple
-    slots: int
-    programs: step_lib.Programs
-    state: dict
-    vconst: dict
-
-
-@dataclasses.dataclass
-class Run:
-    """Everything a sweep's steps need: the width buckets and the batch feed."""
-    buckets: list
-    feed: object
-
-    @property
-    def state(self) -> dict:
-        """All buckets' states as one tree (what checkpoints hold)."""
-        return {f"bucket{i}": b.state for i, b in enumerate(self.buckets)}
-
-    @state.setter
-    def state(self, tree: dict) -> None:
-        for i, b in enumerate(self.buckets):
-            b.state = tree[f"bucket{i}"]
-
-
-def _padded_cost(config, input_shape):
-    """Per-slot cost of running at per-stage widths: the MACs of the complete graph there
-    (what the mask path computes whatever the graph)."""
-    complete = f"complete:n={config.model.nodes}"
-    return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
-
-
-def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
-    """Mesh, width buckets (model, stacked initial state, programs each) and batch feed."""
-    tc = config.train
-    mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
-    shard = mesh_lib.shardings(mesh)
-    tx = optim.make_optimizer(tc, steps_per_epoch)
-    sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
-    seeds = sorted({v.seed for v in variant_list})
-    eval_bs = min(tc.eval_batch_size, source.num_test)
-    groups = variants_lib.width_buckets(variant_list, tc.width_buckets,
-                                        _padded_cost(config, tuple(source.image_shape)))
-    _log(f"{len(variant_list)} variants in {len(groups)} width bucket(s) "
-         f"({', '.join(f'{len(g)} x {list(variants_lib.widest(g))}' for g in groups)}) on "
-         f"{mesh.devices.size} devices, {tc.epochs} epochs x {steps_per_epoch} steps, data "
-         f"{source.name}: {source.num_train} train / {source.num_test} test")
-    buckets = []
-    for group in groups:
-        widths = variants_lib.widest(group)
-        slots = mesh_lib.variant_slots(len(group), mesh, tc.variant_batch)
-        # Built from the group's graph with the most in-neighbours: in the gather layout
-        # that sets the degree slots every variant's tables and kernels are padded to.
-        graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
-        model = models_lib.build(config.model, graph, width=widths)
-        programs = step_lib.Programs(
-            model, tx, mesh, batch_size=tc.batch_size, steps_per_epoch=steps_per_epoch,
-            data_spec=data_spec, mean=source.mean, std=source.std, eval_batch_size=eval_bs,
-            variant_batch=tc.variant_batch or slots // mesh.shape["variants"],
-            compute_dtype=tc.compute_dtype, bn_group_size=tc.bn_group_size)
-        state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
-        vconst = mesh_lib.put(_variant_constants(group, slots, seeds), shard.variants)
-        buckets.append(Bucket(group, widths, slots, programs, state, vconst))
-    feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
-            feeds.StreamFeed(source, shard, seeds, tc.batch_size, eval_bs, steps_per_epoch))
-    return Run(buckets, feed)
-
-
 def _check_stackable(config, variant_list) -> None:
     """The blocks layout bakes one graph's block list into the program; variants of other
     graphs cannot share it, so a sweep over several graphs needs mask or gather."""
@@ -260,12 +312,25 @@ def _check_stackable(config, variant_list) -> None:
                          "'gather', which carry each variant's graph as data")
 
 
+def _save(run: Run, ckpts, step: int) -> None:
+    """Checkpoints every bucket's real variants, keyed by variant id."""
+    ckpts.save(step, [([v.id for v in b.variants], mesh_lib.fetch(b.state)) for b in run.buckets])
+
+
+def _restore(run: Run, ckpts, step: int) -> None:
+    """Fills every bucket's state from the checkpoint at `step`, whatever layout wrote it."""
+    restored = ckpts.restore(step, [(b.slot_ids, b.state) for b in run.buckets])
+    for b, state in zip(run.buckets, restored):
+        b.state = mesh_lib.put(state, run.shard.variants)
+
+
 def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
     """Trains every variant of `config`, appending records to WORKDIR/results.jsonl.
 
-    Resumes from the workdir's latest checkpoint. `stop_after_steps` (tests, chaos runs)
-    stops after that many steps of this invocation as a preemption would: checkpoint, exit.
-    Returns a summary dict (variants, steps run, last step, whether it finished).
+    Resumes from the workdir's latest checkpoint, whatever device count, buckets or
+    variant batch wrote it. `stop_after_steps` (tests, chaos runs) stops after that many
+    steps of this invocation as a preemption would: checkpoint, exit. Returns a summary
+    dict (variants, steps run, last step, whether it finished).
     """
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
@@ -288,16 +353,13 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     total_steps = steps_per_epoch * tc.epochs
 
     run = build_run(config, variant_list, source, resident, data_spec, steps_per_epoch)
-    feed = run.feed
     ckpts = checkpoint_lib.Checkpoints(workdir)
     store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
     if store is not None and store.repaired_bytes:
         _log(f"repaired a torn last line of {store.path} ({store.repaired_bytes} bytes cut)")
-    step = 0
-    latest = ckpts.latest_step()
-    if latest is not None:
-        run.state = ckpts.restore(latest, run.state)
-        step = latest
+    step = ckpts.latest_step() or 0
+    if step:
+        _restore(run, ckpts, step)
         _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
 
     stop = _StopFlag()
@@ -307,23 +369,21 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     try:
         with stop.installed():
             while step < total_steps:
-                in_epoch = step % steps_per_epoch
-                n = min(tc.steps_per_call, steps_per_epoch - in_epoch)
+                n = min(tc.steps_per_call, steps_per_epoch - step % steps_per_epoch)
                 if tc.checkpoint_every_steps:
                     n = min(n, tc.checkpoint_every_steps - step % tc.checkpoint_every_steps)
                 if stop_after_steps is not None:
                     n = min(n, stop_after_steps - steps_run)
-                feed.train(run.buckets, step, n)
-                step, steps_run = step + n, steps_run + n
-                epoch_done = step % steps_per_epoch == 0
+                train_steps(run, step, n)
+                before, step, steps_run = step, step + n, steps_run + n
+                epoch, epoch_done = divmod(step, steps_per_epoch)[0], step % steps_per_epoch == 0
                 if epoch_done and tc.precise_bn_samples:
                     # Batches of an epoch training never reaches: drawn as training batches
                     # are, but not the same ones, and the same again on a resume.
-                    feed.precise_bn(run.buckets, tc.epochs + step // steps_per_epoch,
-                                    min(tc.precise_bn_samples // tc.batch_size, steps_per_epoch),
-                                    step)
-                if epoch_done or steps_run % tc.log_every_steps < n:
-                    jax.block_until_ready([b.state["loss_sum"] for b in run.buckets])
+                    precise_bn(run, tc.epochs + epoch,
+                               min(tc.precise_bn_samples // tc.batch_size, steps_per_epoch), step)
+                if epoch_done or due(steps_run - n, steps_run, tc.log_every_steps):
+                    jax.block_until_ready([b.state.loss_sum for b in run.buckets])
                     rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)
                     eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
                     _log(f"epoch {step / steps_per_epoch:.2f}/{tc.epochs} | step {step}/{total_steps}"
@@ -331,21 +391,19 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                          f"ETA {_format_eta(eta)}")
                 should_stop = stop.requested or (stop_after_steps is not None
                                                  and steps_run >= stop_after_steps)
-                epoch = step // steps_per_epoch
-                if epoch_done and (epoch % tc.eval_every == 0 or step == total_steps):
-                    _evaluate_and_record(feed, run.buckets, variant_list, grid_names,
-                                         config.model.name, step, epoch, store)
-                    ckpts.save(step, run.state)
-                elif should_stop or (tc.checkpoint_every_steps
-                                     and step % tc.checkpoint_every_steps == 0):
-                    ckpts.save(step, run.state)
+                if epoch_done and (due(epoch - 1, epoch, tc.eval_every) or step == total_steps):
+                    _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
+                                         epoch, store)
+                    _save(run, ckpts, step)
+                elif should_stop or due(before, step, tc.checkpoint_every_steps):
+                    _save(run, ckpts, step)
                 if should_stop:
                     if step < total_steps:
                         _log(f"stopped at step {step}: checkpoint saved; rerun the same command "
                              "to resume")
                     break
     finally:
-        feed.close()
+        run.feed.close()
         ckpts.close()
     finished = step >= total_steps
     if finished:

@@ -5,10 +5,17 @@ import json
 import os
 import tempfile
 
+from relgraph_jax import results
+
 CONFIG_FILE = "config.json"
-# Fields that may change between a run and its resume without changing any result.
+# Fields that may change between a run and its resume: how often to log, save and call
+# the device, and the layout of the variants over devices and programs (checkpoints hold
+# each variant by id). Layout changes leave results bitwise equal for mesh.devices and
+# equal to float32 rounding for the others (another split of the batch, of the buckets'
+# padding or of the variants vmapped together reorders floating-point sums).
 RUN_CONTROL_FIELDS = ("train.log_every_steps", "train.steps_per_call", "mesh.devices",
-                      "mesh.data", "train.checkpoint_every_steps")
+                      "mesh.data", "train.checkpoint_every_steps", "train.width_buckets",
+                      "train.variant_batch")
 
 
 def _flatten(d, prefix=""):
@@ -58,19 +65,13 @@ def check_compatible(workdir: str, config_dict: dict) -> bool:
     return True
 
 
-def claim(workdir: str, config_dict: dict) -> bool:
-    """Records the config in a new workdir, or checks it matches the one already there.
+def claim(workdir: str, config_dict: dict) -> None:
+    """Records the config in a workdir that holds none yet.
 
-    Call it once every other check has passed, so that an invalid config never marks a
-    workdir. Returns True when the workdir already held this config (a resume).
+    Call it after `check_compatible` and once every other check has passed, so that an
+    invalid config never marks a workdir; a resumed workdir keeps the config it holds.
     """
-    if check_compatible(workdir, config_dict):
-        return True
     path = os.path.join(workdir, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config_dict, f, indent=2, sort_keys=True, default=list)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return False
+    if not os.path.exists(path):
+        results.write_atomically(path, json.dumps(config_dict, indent=2, sort_keys=True,
+                                                  default=list).encode())

@@ -1,0 +1,53 @@
+"""Helpers for tests that run whole models: cheap compiles, initial variables, masks.
+
+Compiling (XLA's default CPU optimisation and its fusion emitters) and a model's random
+init run op by op cost far more than the small forward and backward passes these tests
+check, and neither changes what the checks compare: the tests compile with FAST, and
+draw variables on the host or run the model's init compiled.
+"""
+import functools
+
+import jax
+import numpy as np
+
+from relgraph_jax import relational
+
+FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
+
+
+def init_shapes(model, x):
+    """The model's variables as shapes (params, batch_stats, masks), computing nothing."""
+    return jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+
+
+def init_variables(model, x, seed=0):
+    """The model's own initial variables (the paper's init), compiled with FAST: run op by
+    op, a ResNet's init takes longer than compiling it."""
+    init = jax.jit(functools.partial(model.init, train=False), compiler_options=FAST)
+    return jax.device_get(init(jax.random.key(seed), x))
+
+
+def random_variables(model, x, seed=0):
+    """params and batch_stats of the model's shapes, drawn on the host (compiling a model's
+    random init costs more than its forward pass); BatchNorm variances are 1."""
+    rng = np.random.default_rng(seed)
+    shapes = init_shapes(model, x)
+
+    def draw(path, leaf):
+        if path[-1].key == "var":
+            return np.ones(leaf.shape, leaf.dtype)
+        return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
+
+    return {k: jax.tree_util.tree_map_with_path(draw, shapes[k]) for k in ("params", "batch_stats")}
+
+
+def graph_masks(model, graph, input_shape, partition=relational.DEFAULT_PARTITION):
+    """The "masks" collection of a model, built from its layer list and the graph."""
+    masks = {}
+    for layer in model.layer_list(input_shape):
+        if layer.kind == "graph":
+            node = masks
+            for key in layer.path.split("/"):
+                node = node.setdefault(key, {})
+            node["mask"] = relational.layer_mask(graph, layer.cin, layer.cout, partition)
+    return masks
