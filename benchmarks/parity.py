@@ -60,10 +60,10 @@ def loss_curve(config, steps: int, window: int) -> np.ndarray:
     curve = np.zeros((len(variant_list), steps // window))
     previous = np.zeros(len(variant_list))
     for w in range(steps // window):
-        run.feed.train(run.buckets, w * window, window)
+        trainer.train_steps(run, w * window, window)
         total = np.zeros(len(variant_list))
         for b in run.buckets:
-            sums = mesh_lib.fetch(b.state["loss_sum"])
+            sums = mesh_lib.fetch(b.state.loss_sum)
             total[[v.id for v in b.variants]] = sums[:len(b.variants)]
         curve[:, w] = (total - previous) / window
         previous = total

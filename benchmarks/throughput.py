@@ -88,14 +88,12 @@ def time_step(config, variant_list, steps: int) -> dict:
     t0 = time.perf_counter()
     run = trainer.build_run(config, variant_list, ds, True, spec, steps)
     build_s = time.perf_counter() - t0
-    feed = run.feed
-    perms = feed.perms(0)
+    inputs = run.feed.epoch_inputs(0)
     compile_s, peak, calls = 0.0, 0.0, []
     for b in run.buckets:
-        args = (b.state, b.vconst, feed.x_train, feed.y_train, perms, feed.seeds_array,
-                jnp.int32(0))
+        args = (b.state, b.seed_index, *inputs, jnp.int32(0), jnp.int32(steps))
         t0 = time.perf_counter()
-        compiled = b.programs.train_chunk(steps).lower(*args).compile()
+        compiled = b.programs.train_resident.lower(*args).compile()
         compile_s += time.perf_counter() - t0
         mem = compiled.memory_analysis()
         peak += (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes

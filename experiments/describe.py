@@ -28,7 +28,9 @@ def describe(config) -> list[dict]:
     """One record per variant of `config` (see the module docstring for the fields)."""
     from relgraph_jax import budget
     from relgraph_jax.train import variants as variants_lib
+    from relgraph_jax.train.validate import validate_config
 
+    validate_config(config)
     grid_names, _ = variants_lib.grid_combinations(config)
     shape = tuple(config.input_shape)
     records = []

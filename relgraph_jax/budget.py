@@ -70,8 +70,7 @@ def _normalise(model_cfg, graph, input_shape):
     """Hashable, checked forms of the arguments (so the caches below can key on them)."""
     s = models.settings(model_cfg)
     graph = relational.as_graph(graph)
-    if graph.n != s.nodes:
-        raise ValueError(f"{s.name}: graph has {graph.n} nodes but config.model.nodes is {s.nodes}")
+    models.check_nodes(s, graph)
     shape = tuple(int(v) for v in input_shape)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"{s.name}: input_shape must be (H, W, C) with positive sizes, "

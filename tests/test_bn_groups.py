@@ -7,6 +7,10 @@ devices; then the trainer end to end: precise BN after every epoch, resumed bitw
 
 Speed: a bucket's programs are built once per configuration and shared by the tests
 (`_setup`), and so are results that several tests check (`_trained`, `_precise_streamed`).
+Programs checked against numpy within tolerances compile with helpers.FAST; those compared
+bit for bit across device layouts keep XLA's default options, as the trainer runs them.
+While this module runs, compiled programs are also kept in a persistent compilation cache,
+so the trainer's second and third runs of one sweep load the programs the first compiled.
 """
 import dataclasses
 import functools
@@ -17,6 +21,7 @@ import types
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import optax
 import pytest
@@ -28,6 +33,7 @@ from relgraph_jax.train import variants as variants_lib
 from relgraph_jax.train.state import TrainState
 
 sys.path.insert(0, os.path.dirname(__file__))
+from helpers import FAST  # noqa: E402
 from test_train import _records, tiny_config  # noqa: E402
 
 B, HIDDEN, CLASSES, EPS = 16, 5, 3, 1e-5
@@ -37,6 +43,23 @@ STEPS_PER_EPOCH = 4
 # The optimisers, by name, so that tests asking for the same one share compiled programs.
 TXS = {"sgd(1)": optax.sgd(1.0), "sgd(0.1)": optax.sgd(0.1),
        "momentum": optax.sgd(0.1, momentum=0.9)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache_dir(tmp_path_factory):
+    """A persistent compilation cache for this module's tests, restored afterwards: the
+    trainer builds new programs for every run, and identical ones then compile once."""
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    saved = {name: getattr(jax.config, name) for name in names}
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    compilation_cache.reset_cache()
+    compilation_cache.set_cache_dir(str(tmp_path_factory.mktemp("compilation_cache")))
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()
 
 
 class TinyNet(nn.Module):
@@ -66,15 +89,21 @@ class Setup:
 
 
 @functools.cache
-def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1) -> Setup:
+def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1, fast=False) -> Setup:
     """The programs of a TinyNet bucket, built once per configuration: jit caches what
-    they compile, so every test using the same configuration compiles nothing again."""
+    they compile, so every test using the same configuration compiles nothing again.
+    fast: every program compiles with helpers.FAST (and donates nothing)."""
     mesh = mesh_lib.make_mesh(data, devices)
     cfg = step_lib.StepConfig(TinyNet(), TXS[tx], STEPS_PER_EPOCH, bn_group_size=group,
                               batch_spec=mesh_lib.batch_spec(mesh))
     batches = programs_lib.BatchConfig(batch_size=B, eval_batch_size=B, mean=(0.0,),
                                        std=(1.0,), data_spec=SPEC)
-    return Setup(programs_lib.build(cfg, batches, mesh, variant_batch), mesh)
+    programs = programs_lib.build(cfg, batches, mesh, variant_batch)
+    if fast:
+        programs = programs_lib.Programs(**{
+            field.name: jax.jit(getattr(programs, field.name), compiler_options=FAST)
+            for field in dataclasses.fields(programs)})
+    return Setup(programs, mesh)
 
 
 @functools.cache
@@ -150,8 +179,10 @@ def _np_loss(params, x, labels, group):
     return np.mean(logsumexp - logits[np.arange(len(x)), labels])
 
 
+@functools.partial(jax.jit, static_argnums=4, compiler_options=FAST)
 def _looped_grads(params, stats, x, labels, group):
-    """Gradient of the mean loss, each group applied on its own (a Python loop of flax calls)."""
+    """Gradient of the mean loss, each group applied on its own (a Python loop of flax calls,
+    compiled: run op by op it takes seconds)."""
     def loss(params):
         total = 0.0
         for g in range(0, len(x), group):
@@ -171,7 +202,7 @@ def test_one_step_matches_numpy_and_a_per_group_loop(group):
     g = group or B
     host = _host_state(2, "sgd(1)")
     images, labels = _batches(1)
-    got = _trained(group, "sgd(1)", 2, 1)
+    got = _trained(group, "sgd(1)", 2, 1, fast=True)
     for v in range(2):
         before, after = _variant(host, v), _variant(got, v)
         x, y = images[0, v % 2], labels[0, v % 2]
@@ -190,14 +221,15 @@ def test_one_step_matches_numpy_and_a_per_group_loop(group):
 
 
 def test_group_statistics_differ_from_whole_batch_ones():
-    ghost = _trained(4, "sgd(1)", 2, 1)
-    whole = _trained(0, "sgd(1)", 2, 1)
+    ghost = _trained(4, "sgd(1)", 2, 1, fast=True)
+    whole = _trained(0, "sgd(1)", 2, 1, fast=True)
     assert not np.allclose(ghost.loss_sum, whole.loss_sum, rtol=1e-3)
 
 
 def test_one_group_of_the_whole_batch_is_plain_batchnorm():
-    one_group = _trained(B, "sgd(0.1)", 2, 3)
-    plain = _trained(0, "sgd(0.1)", 2, 3)
+    """Both build the same program (so FAST options compare the same thing as default ones)."""
+    one_group = _trained(B, "sgd(0.1)", 2, 3, fast=True)
+    plain = _trained(0, "sgd(0.1)", 2, 3, fast=True)
     jax.tree.map(np.testing.assert_array_equal, one_group, plain)
 
 
@@ -285,7 +317,7 @@ def test_precise_bn_of_resident_batches_matches_numpy():
     n, epoch, seeds = 4 * B, 5, (3, 7)
     x_all = np.random.default_rng(2).integers(0, 256, (n,) + IMAGE).astype(np.uint8)
     y_all = np.zeros(n, np.int32)
-    setup = _setup(4, "sgd(0.1)")
+    setup = _setup(4, "sgd(0.1)", fast=True)
     ds = types.SimpleNamespace(x_train=x_all, y_train=y_all, x_test=x_all[:B], y_test=y_all[:B])
     feed = feeds.ResidentFeed(ds, setup.shard, list(seeds), B, STEPS_PER_EPOCH)
     run = _run(setup, host, feed, resident=True)
@@ -318,7 +350,7 @@ def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
                 self.closed.append(seed)
 
     stream, host = FakeStream(), _host_state(2, "sgd(0.1)")
-    setup = _setup(4, "sgd(0.1)")
+    setup = _setup(4, "sgd(0.1)", fast=True)
     feed = feeds.StreamFeed(stream, setup.shard, [3, 7], B, B, steps_per_epoch=STEPS_PER_EPOCH)
     run = _run(setup, host, feed, resident=False)
     trainer.precise_bn(run, 9, 3, 8)

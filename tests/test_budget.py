@@ -121,9 +121,17 @@ def test_complete_graph_keeps_the_config_widths():
     assert (b.macs, b.params) == (b.complete_macs, b.complete_params)
 
 
-def test_match_is_cached():
+def test_match_depends_on_the_graph_not_its_spec_and_reuses_the_search():
+    """The same graph under two specs (paper:n64_52/27 is paper:n64_3942/2267) gets the
+    same widths, and the second match runs no width search: a sweep matches every
+    (graph, seed) variant, and equal graphs share one search."""
     cfg = models.default_config("resnet34")
-    assert budget.match(cfg, "paper:n64_52/5", IMAGENET) is budget.match(cfg, "paper:n64_52/5", IMAGENET)
+    first = budget.match(cfg, "paper:n64_52/27", IMAGENET)
+    searches = budget._matched_widths.cache_info()
+    again = budget.match(cfg, "paper:n64_3942/2267", IMAGENET)
+    after = budget._matched_widths.cache_info()
+    assert again == first and again.widths != models.default_widths(cfg)
+    assert (after.hits, after.misses) == (searches.hits + 1, searches.misses)
 
 
 def test_per_width_shortcut_rule_adds_the_original_stage1_projection():
@@ -140,7 +148,7 @@ def test_per_width_shortcut_rule_adds_the_original_stage1_projection():
 def test_node_count_mismatch_is_named():
     cfg = models.default_config("resnet34")
     cfg.nodes = 16
-    with pytest.raises(ValueError, match="resnet34: graph has 64 nodes but config.model.nodes is 16"):
+    with pytest.raises(ValueError, match="resnet34: graph complete:n=64 has 64 nodes but config.model.nodes is 16; use graphs"):
         budget.match(cfg, "complete:n=64", IMAGENET)
 
 

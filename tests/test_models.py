@@ -265,7 +265,7 @@ def test_per_width_rule_adds_a_stage1_projection():
 
 
 def test_errors_name_the_problem():
-    with pytest.raises(ValueError, match="resnet34: graph has 64 nodes but config.model.nodes is 16"):
+    with pytest.raises(ValueError, match="resnet34: graph complete:n=64 has 64 nodes but config.model.nodes is 16; use graphs"):
         cfg = models.default_config("resnet34")
         cfg.nodes = 16
         models.build(cfg, "complete:n=64")

@@ -28,7 +28,7 @@ from relgraph_jax.models.resnet import BOTTLENECK_EXPANSION, ResNet
 from relgraph_jax.models.settings import FAMILIES, default_config, settings
 
 __all__ = ["FAMILIES", "CNN", "EfficientNet", "Layer", "MLP", "ResNet", "architecture", "build",
-           "default_config", "default_widths", "layer_list", "settings", "stage_widths", "structure"]
+           "check_nodes", "default_config", "default_widths", "layer_list", "settings", "stage_widths", "structure"]
 
 # Channel counts do not depend on the image size, so any image shape checks them.
 _PROBE_SHAPE = (32, 32, 3)
@@ -45,13 +45,21 @@ def build(model_cfg: Any, graph: Any, width: Any = None) -> nn.Module:
     """
     s = settings(model_cfg)
     graph = relational.as_graph(graph)
-    if graph.n != s.nodes:
-        raise ValueError(f"{s.name}: graph has {graph.n} nodes but config.model.nodes is {s.nodes}")
+    check_nodes(s, graph)
     module = _make(s, graph, stage_widths(s, width))
     for layer in module.layer_list(_PROBE_SHAPE):
         if layer.kind == "graph":
             relational.layer_graph(graph, layer.cin, layer.cout, layer=f"{s.name}: layer {layer.path}")
     return module
+
+
+def check_nodes(model_cfg: Any, graph) -> None:
+    """The one check that a graph fits the model's node count (ValueError naming both)."""
+    s = settings(model_cfg)
+    if graph.n != s.nodes:
+        raise ValueError(f"{s.name}: graph {graph.spec} has {graph.n} nodes but "
+                         f"config.model.nodes is {s.nodes}; use graphs with that many nodes "
+                         "or change config.model.nodes")
 
 
 def layer_list(model_cfg: Any, graph: Any, width: Any, input_shape) -> tuple[Layer, ...]:

@@ -20,13 +20,9 @@ class Shardings(NamedTuple):
 
 def make_mesh(data_parallel: int = 1, num_devices: int = 0) -> jax.sharding.Mesh:
     """The first num_devices devices (0 = all) as (variants, data)."""
-    available = jax.device_count()
-    n = num_devices or available
-    if not 1 <= n <= available:
-        raise ValueError(f"config.mesh.devices={num_devices}: allowed 0 (all) or 1..{available}")
-    if data_parallel < 1 or n % data_parallel:
-        raise ValueError(f"config.mesh.data={data_parallel} must be a positive divisor of the "
-                         f"{n} devices used")
+    from relgraph_jax.train.validate import check_mesh
+    check_mesh(data_parallel, num_devices)
+    n = num_devices or jax.device_count()
     return jax.make_mesh((n // data_parallel, data_parallel), ("variants", "data"),
                          axis_types=(AxisType.Auto, AxisType.Auto), devices=jax.devices()[:n])
 

@@ -302,16 +302,6 @@ def _open_data(data_spec):
     return data_lib.load(data_spec), True
 
 
-def _check_stackable(config, variant_list) -> None:
-    """The blocks layout bakes one graph's block list into the program; variants of other
-    graphs cannot share it, so a sweep over several graphs needs mask or gather."""
-    graphs = {v.graph.spec for v in variant_list}
-    if config.model.get("impl") == "blocks" and len(graphs) > 1:
-        raise ValueError(f"model.impl='blocks' compiles one graph's blocks into the program, but "
-                         f"this sweep has {len(graphs)} graphs; use model.impl='mask' or (MLP) "
-                         "'gather', which carry each variant's graph as data")
-
-
 def _save(run: Run, ckpts, step: int) -> None:
     """Checkpoints every bucket's real variants, keyed by variant id."""
     ckpts.save(step, [([v.id for v in b.variants], mesh_lib.fetch(b.state)) for b in run.buckets])
@@ -334,7 +324,6 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     """
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
-    _check_stackable(config, variant_list)
     grid_names, _ = variants_lib.grid_combinations(config)
     data_spec = data_lib.validate(config.data)
     workdir_lib.check_writable(workdir)

@@ -1,8 +1,14 @@
-"""Config validation that runs before any data loading or compilation.
+"""Config validation that runs before any data loading or compilation: the one place.
 
-Every error names the field, the bad value and what is allowed.
+Every error names the field, the bad value and what is allowed. `validate_config` checks
+the config's structure and ranges (and the mesh against the devices present);
+`check_graphs` the resolved graphs against the model.
 """
 from __future__ import annotations
+
+import jax
+
+from relgraph_jax import models
 
 TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", "train",
              "mesh", "grid"}
@@ -12,6 +18,7 @@ TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_de
                 "bn_group_size", "precise_bn_samples"}
 COMPUTE_DTYPES = ("float32", "bfloat16")
 MESH_FIELDS = {"data", "devices"}
+GRID_FIELDS = ("lr", "weight_decay")
 
 
 def _check_keys(section: str, present, allowed) -> None:
@@ -64,7 +71,7 @@ def validate_config(config) -> None:
         raise ValueError(f"train.checkpoint_every_steps={tc.checkpoint_every_steps!r}: must be "
                          ">= 0 (0 = checkpoint only after evaluations)")
     _positive_int("seeds", config.seeds)
-    _positive_int("mesh.data", config.mesh.data)
+    check_mesh(config.mesh.data, config.mesh.devices)
     _check_batchnorm(tc, config.mesh.data)
     if not tc.lr > 0:
         raise ValueError(f"train.lr={tc.lr!r}: must be > 0")
@@ -72,7 +79,33 @@ def validate_config(config) -> None:
         raise ValueError(f"train.momentum={tc.momentum!r}: must be in [0, 1)")
     if not tc.weight_decay >= 0:
         raise ValueError(f"train.weight_decay={tc.weight_decay!r}: must be >= 0")
+    unknown = sorted(set((config.grid or {}).keys()) - set(GRID_FIELDS))
+    if unknown:
+        raise ValueError(f"config.grid has unknown field(s) {unknown}; allowed: {list(GRID_FIELDS)}")
     for name, values in (config.grid or {}).items():
         for v in values or ():
             if not v >= 0:
                 raise ValueError(f"grid.{name} value {v!r}: must be >= 0")
+
+
+def check_mesh(data_parallel, num_devices) -> None:
+    """mesh.devices (0 = all) must exist here and mesh.data must divide them."""
+    available = jax.device_count()
+    if not _is_int(num_devices) or not 0 <= num_devices <= available:
+        raise ValueError(f"config.mesh.devices={num_devices!r}: allowed 0 (all) or 1..{available}")
+    used = num_devices or available
+    if not _is_int(data_parallel) or data_parallel < 1 or used % data_parallel:
+        raise ValueError(f"config.mesh.data={data_parallel!r} must be a positive divisor of the "
+                         f"{used} devices used")
+
+
+def check_graphs(config, graphs) -> None:
+    """Every graph has the model's node count; the blocks layout (one graph's block list
+    compiled into the program) takes one graph, mask and gather carry each as data."""
+    for g in graphs:
+        models.check_nodes(config.model, g)
+    specs = {g.spec for g in graphs}
+    if config.model.get("impl") == "blocks" and len(specs) > 1:
+        raise ValueError(f"model.impl='blocks' compiles one graph's blocks into the program, but "
+                         f"this sweep has {len(specs)} graphs; use model.impl='mask' or (MLP) "
+                         "'gather', which carry each variant's graph as data")

@@ -18,8 +18,8 @@ import numpy as np
 from relgraph_jax import budget as budget_lib
 from relgraph_jax import graphs as graphs_lib
 from relgraph_jax import models as models_lib
+from relgraph_jax.train import validate
 
-GRID_FIELDS = ("lr", "weight_decay")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,25 +57,17 @@ def _finite_or_none(x) -> float | None:
 def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:
     """The hyper-parameter grid as (names that vary, list of {lr, weight_decay})."""
     grid = config.get("grid", {}) or {}
-    unknown = sorted(set(grid.keys()) - set(GRID_FIELDS))
-    if unknown:
-        raise ValueError(f"config.grid has unknown field(s) {unknown}; allowed: {list(GRID_FIELDS)}")
-    axes = {name: tuple(grid.get(name) or ()) or (config.train[name],) for name in GRID_FIELDS}
-    varying = tuple(name for name in GRID_FIELDS if grid.get(name))
-    combos = [dict(zip(GRID_FIELDS, values)) for values in itertools.product(*axes.values())]
+    fields = validate.GRID_FIELDS
+    axes = {name: tuple(grid.get(name) or ()) or (config.train[name],) for name in fields}
+    varying = tuple(name for name in fields if grid.get(name))
+    combos = [dict(zip(fields, values)) for values in itertools.product(*axes.values())]
     return varying, combos
 
 
 def build_variants(config) -> list[Variant]:
     """Resolves graphs, checks them against the model, and matches each one's width."""
     graphs = graphs_lib.resolve(config.graphs)
-    if config.seeds < 1:
-        raise ValueError(f"config.seeds={config.seeds}: need at least 1 seed")
-    nodes = config.model.nodes
-    for g in graphs:
-        if g.n != nodes:
-            raise ValueError(f"graph {g.spec} has {g.n} nodes but config.model.nodes is {nodes}; "
-                             "use graphs with that many nodes or change config.model.nodes")
+    validate.check_graphs(config, graphs)
     _, combos = grid_combinations(config)
     input_shape = tuple(config.input_shape)
     variants = []
