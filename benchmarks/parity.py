@@ -56,7 +56,7 @@ def loss_curve(config, steps: int, window: int) -> np.ndarray:
     steps_per_epoch = source.num_train // config.train.batch_size
     if steps > steps_per_epoch:
         raise ValueError(f"--steps={steps}: at most one epoch ({steps_per_epoch} steps)")
-    run = trainer.build_run(config, variant_list, source, True, spec, steps_per_epoch)
+    run = trainer.build_sweep(config, variant_list, source, True, spec, steps_per_epoch)
     curve = np.zeros((len(variant_list), steps // window))
     previous = np.zeros(len(variant_list))
     for w in range(steps // window):

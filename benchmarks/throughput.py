@@ -79,14 +79,14 @@ def _synthetic(config, num_train: int) -> data_lib.Dataset:
 
 def time_step(config, variant_list, steps: int) -> dict:
     """Compile time, steady-state seconds per `steps` steps of every bucket, and memory."""
-    tc = config.train
-    ds = _synthetic(config, tc.batch_size * steps)
+    train_cfg = config.train
+    ds = _synthetic(config, train_cfg.batch_size * steps)
     spec = data_lib.DataSpec(source="arrays", name="synthetic", path=None,
                              augment=bool(config.data.augment), crop_pad=4, flip=True,
                              image_size=None, tfds_data_dir=None, train_split="train",
                              test_split="test")
     t0 = time.perf_counter()
-    run = trainer.build_run(config, variant_list, ds, True, spec, steps)
+    run = trainer.build_sweep(config, variant_list, ds, True, spec, steps)
     build_s = time.perf_counter() - t0
     inputs = run.feed.epoch_inputs(0)
     compile_s, peak, calls = 0.0, 0.0, []

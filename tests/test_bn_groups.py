@@ -92,18 +92,32 @@ class Setup:
 def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1, fast=False) -> Setup:
     """The programs of a TinyNet bucket, built once per configuration: jit caches what
     they compile, so every test using the same configuration compiles nothing again.
-    fast: every program compiles with helpers.FAST (and donates nothing)."""
+    fast: every program compiles with helpers.FAST (`_fast`)."""
     mesh = mesh_lib.make_mesh(data, devices)
     cfg = step_lib.StepConfig(TinyNet(), TXS[tx], STEPS_PER_EPOCH, bn_group_size=group,
                               batch_spec=mesh_lib.batch_spec(mesh))
     batches = programs_lib.BatchConfig(batch_size=B, eval_batch_size=B, mean=(0.0,),
                                        std=(1.0,), data_spec=SPEC)
     programs = programs_lib.build(cfg, batches, mesh, variant_batch)
-    if fast:
-        programs = programs_lib.Programs(**{
-            field.name: jax.jit(getattr(programs, field.name), compiler_options=FAST)
-            for field in dataclasses.fields(programs)})
-    return Setup(programs, mesh)
+    return Setup(_fast(programs) if fast else programs, mesh)
+
+
+def _fast(programs: programs_lib.Programs) -> programs_lib.Programs:
+    """`programs` compiled with helpers.FAST, each on its first call per argument shapes and
+    shardings (`lower(..).compile(..)`: what it donates, it still donates)."""
+    def compiling(fn):
+        compiled = {}
+
+        def call(*args):
+            leaves, tree = jax.tree.flatten(args)
+            key = (tree, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in leaves))
+            if key not in compiled:
+                compiled[key] = fn.lower(*args).compile(compiler_options=FAST)
+            return compiled[key](*args)
+        return call
+
+    return dataclasses.replace(programs, **{field.name: compiling(getattr(programs, field.name))
+                                            for field in dataclasses.fields(programs)})
 
 
 @functools.cache
@@ -234,17 +248,18 @@ def test_one_group_of_the_whole_batch_is_plain_batchnorm():
 
 
 def test_devices_variant_batch_and_data_axis_keep_the_groups():
-    """8 variants, 3 steps of ghost BN (groups of 4): 1 or 8 devices give the same bits;
-    all variants vmapped at once, or each batch split over 2 devices (2 groups each), give
-    the same training up to float rounding."""
+    """8 variants, 3 steps of ghost BN (groups of 4): 1 or 8 devices give the same bits
+    (XLA's default options, as the trainer compiles); all variants vmapped at once, or each
+    batch split over 2 devices (2 groups each), give the same training up to float
+    rounding."""
     want = _trained(4, "momentum", 8, 3, devices=1)
     eight = _trained(4, "momentum", 8, 3, devices=8)
     jax.tree.map(np.testing.assert_array_equal, eight, want)
     for kwargs in (dict(devices=8, variant_batch=0), dict(devices=8, data=2)):
-        got = _trained(4, "momentum", 8, 3, **kwargs)
+        got = _trained(4, "momentum", 8, 3, fast=True, **kwargs)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
                      got, want)
-    whole = _trained(0, "momentum", 8, 3, devices=8)
+    whole = _trained(0, "momentum", 8, 3, devices=8, fast=True)
     assert not np.allclose(whole.loss_sum, want.loss_sum, rtol=1e-3)
 
 
@@ -263,9 +278,9 @@ PRECISE_IMAGES = _batches(2)[0]
 
 
 @functools.cache
-def _precise_streamed(group, devices=1, variant_batch=1) -> TrainState:
+def _precise_streamed(group, devices=1, variant_batch=1, fast=False) -> TrainState:
     """Precise BN from two streamed batches per seed, as the trainer runs it for a stream."""
-    setup = _setup(group, PRECISE_TX, devices=devices, variant_batch=variant_batch)
+    setup = _setup(group, PRECISE_TX, devices=devices, variant_batch=variant_batch, fast=fast)
     programs = setup.programs
     state, seed_index = setup.put(PRECISE_HOST), setup.put(_seed_index(8))
     sums = None
@@ -280,7 +295,7 @@ def test_precise_bn_of_streamed_batches_matches_numpy(group):
     """The frozen variant keeps its statistics; parameters and optimiser state are never
     touched."""
     host, images = PRECISE_HOST, PRECISE_IMAGES
-    out = _precise_streamed(group)
+    out = _precise_streamed(group, fast=group != 4)  # groups of 4: shared with the next test
     for v in range(8):
         before, after = _variant(host, v), _variant(out, v)
         new = after.batch_stats["BatchNorm_0"]
@@ -298,15 +313,15 @@ def test_precise_bn_on_eight_devices_and_all_variants_at_once():
     want = _precise_streamed(4)
     jax.tree.map(np.testing.assert_array_equal, _precise_streamed(4, devices=8), want)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                 _precise_streamed(4, devices=8, variant_batch=0), want)
+                 _precise_streamed(4, devices=8, variant_batch=0, fast=True), want)
 
 
-def _run(setup: Setup, host_state, feed, resident) -> trainer.Run:
-    """A one-bucket Run of `host_state` (variants alternating between 2 seeds)."""
+def _sweep(setup: Setup, host_state, feed, resident) -> trainer.Sweep:
+    """A one-bucket Sweep of `host_state` (variants alternating between 2 seeds)."""
     slots = len(host_state.failed)
     bucket = trainer.Bucket(variants=[], widths=(), slots=slots, programs=setup.programs,
                             state=setup.put(host_state), seed_index=setup.put(_seed_index(slots)))
-    return trainer.Run([bucket], feed, resident, STEPS_PER_EPOCH, setup.shard)
+    return trainer.Sweep([bucket], feed, resident, STEPS_PER_EPOCH, setup.shard)
 
 
 def test_precise_bn_of_resident_batches_matches_numpy():
@@ -320,9 +335,9 @@ def test_precise_bn_of_resident_batches_matches_numpy():
     setup = _setup(4, "sgd(0.1)", fast=True)
     ds = types.SimpleNamespace(x_train=x_all, y_train=y_all, x_test=x_all[:B], y_test=y_all[:B])
     feed = feeds.ResidentFeed(ds, setup.shard, list(seeds), B, STEPS_PER_EPOCH)
-    run = _run(setup, host, feed, resident=True)
-    trainer.precise_bn(run, epoch, 2, 3)
-    out = mesh_lib.fetch(run.buckets[0].state)
+    sweep = _sweep(setup, host, feed, resident=True)
+    trainer.precise_bn(sweep, epoch, 2, 3)
+    out = mesh_lib.fetch(sweep.buckets[0].state)
     for v, seed in enumerate(seeds):
         order = np.asarray(data_lib.epoch_order(seed, epoch, n))
         batches = [x_all[order[i * B:(i + 1) * B]].astype(np.float32) for i in range(2)]
@@ -352,10 +367,10 @@ def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
     stream, host = FakeStream(), _host_state(2, "sgd(0.1)")
     setup = _setup(4, "sgd(0.1)", fast=True)
     feed = feeds.StreamFeed(stream, setup.shard, [3, 7], B, B, steps_per_epoch=STEPS_PER_EPOCH)
-    run = _run(setup, host, feed, resident=False)
-    trainer.precise_bn(run, 9, 3, 8)
+    sweep = _sweep(setup, host, feed, resident=False)
+    trainer.precise_bn(sweep, 9, 3, 8)
     assert stream.opened == [(3, 9, 0), (7, 9, 0)] and sorted(stream.closed) == [3, 7]
-    out = mesh_lib.fetch(run.buckets[0].state)
+    out = mesh_lib.fetch(sweep.buckets[0].state)
     for v, seed in enumerate((3, 7)):
         rng = np.random.default_rng([seed, 9])
         batches = [rng.normal(size=(B,) + IMAGE).astype(np.float32) for _ in range(3)]
@@ -375,20 +390,32 @@ def _bn_config():
 
 
 @pytest.fixture(scope="module")
-def bn_reference(tmp_path_factory):
+def fast_trainer_programs():
+    """The trainer's programs compiled with helpers.FAST. What these tests check (when
+    precise BN runs, that a resume continues bit for bit) does not depend on XLA's
+    optimisations; the bitwise checks across device layouts above keep the defaults."""
+    with pytest.MonkeyPatch.context() as patch:
+        original = programs_lib.build
+        patch.setattr(programs_lib, "build", lambda *args: _fast(original(*args)))
+        yield
+
+
+@pytest.fixture(scope="module")
+def bn_reference(tmp_path_factory, fast_trainer_programs):
     workdir = str(tmp_path_factory.mktemp("bn_reference"))
     assert trainer.train_and_evaluate(_bn_config(), workdir)["finished"]
     return _records(workdir)
 
 
 def test_precise_bn_runs_after_every_epoch_and_resumes_bitwise(bn_reference, tmp_path,
-                                                                monkeypatch):
+                                                                monkeypatch,
+                                                                fast_trainer_programs):
     calls = []
     original = trainer.precise_bn
 
-    def counted(run, epoch, num_batches, step):
+    def counted(sweep, epoch, num_batches, step):
         calls.append((epoch, num_batches, step))
-        return original(run, epoch, num_batches, step)
+        return original(sweep, epoch, num_batches, step)
 
     monkeypatch.setattr(trainer, "precise_bn", counted)
     workdir = str(tmp_path)

@@ -200,17 +200,17 @@ def test_graph2nn_crop_is_a_window_of_the_mean_padded_normalised_image():
 def test_trainer_batches_are_cropped_in_the_configured_style(style):
     """The resident data stay uint8; each step's batch is cut, augmented and normalised on
     the device as `style` does it."""
-    from relgraph_jax.train import mesh as mesh_lib, step
+    from relgraph_jax.train import programs as programs_lib
     rng = np.random.default_rng(1)
     x_all = rng.integers(1, 256, (256, 8, 8, 3), dtype=np.uint8)
     mean, std = np.full(3, 127.5, np.float32), np.full(3, 60.0, np.float32)
     spec = data.parse({"source": "digits", "crop_style": style})
-    programs = step.Programs(None, None, mesh_lib.make_mesh(1, 1), batch_size=128,
-                             steps_per_epoch=2, data_spec=spec, mean=mean, std=std,
-                             eval_batch_size=128)
+    batches = programs_lib.BatchConfig(batch_size=128, eval_batch_size=128, mean=tuple(mean),
+                                       std=tuple(std), data_spec=spec)
     perms = np.stack([np.arange(256), np.arange(256)[::-1]]).astype(np.int32)
     seeds = np.array([0, 1], np.int32)
-    images, labels = jax.jit(programs._resident_batches)(x_all, np.arange(256), perms, seeds, 3)
+    images, labels = jax.jit(lambda *args: programs_lib._resident_batches(
+        batches, *args, steps_per_epoch=2))(x_all, np.arange(256), perms, seeds, 3)
     fill = 0.0 if style == "graph2nn" else -mean / std  # the mean colour, or black
     flip_first = style == "graph2nn"
     border = _windows(np.ones((128, 8, 8, 3)), 4, flip_first) == 0

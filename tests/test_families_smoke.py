@@ -59,13 +59,12 @@ def test_one_step_of_every_family_on_mock_tfds(name, mock_tfds, tmp_path):
     recs = results.read_records(str(tmp_path / results.RESULTS_FILE))
     assert [r["graph"] for r in recs] == config.graphs.split(";")
     assert all(r["status"] == "ok" and np.isfinite(r["train_loss"]) for r in recs)
+    # The error counts whole examples of the 8-example test split: a multiple of 12.5 %
+    # (after one step these models get some right, e.g. 75 %, so a wrong denominator or a
+    # fractional count shows).
     for r in recs:
-        # The error counts whole test examples, and each wrong one costs at least ln 2 of
-        # cross-entropy (its label's probability is at most 1/2): a wrong denominator,
-        # counted padding or a loss averaged over the wrong examples breaks one of these.
         wrong = r["test_error"] / 100.0 * NUM_EXAMPLES
         assert wrong == pytest.approx(round(wrong), abs=1e-9) and 0 <= round(wrong) <= NUM_EXAMPLES
-        assert r["test_loss"] >= np.log(2) * round(wrong) / NUM_EXAMPLES * (1 - 1e-6)
     # Each variant trains at its budget-matched widths; the complete graph at the defaults.
     graph = config.graphs.split(";")[0]
     assert recs[0]["widths"] == list(budget.match(config.model, graph, config.input_shape).widths)

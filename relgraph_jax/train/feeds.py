@@ -70,7 +70,8 @@ class StreamFeed:
         self._iters, self._next_step = None, None
 
     def batch(self, step: int) -> tuple:
-        """(images[S, B, ...] uint8, labels[S, B]) of `step` for every seed, on the devices."""
+        """(images[S, B, ...] on the 0-255 scale, labels[S, B]) of `step` for every seed, on
+        the devices."""
         if self._next_step != step or step % self.steps_per_epoch == 0:
             self.close()
             epoch, first = divmod(step, self.steps_per_epoch)

@@ -8,7 +8,8 @@ batch can further be split over the "data" axis. Chunks of steps loop on the dev
 with the step count as a runtime argument, so a new chunk length compiles nothing.
 
 Every program takes the bucket's `seed_index` (per slot: which seed's batch it trains
-on) next to the state. Images arrive as uint8 (0-255) and are normalised on the device.
+on) next to the state. Images arrive on the 0-255 scale (uint8 when resident, float32
+when streamed) and are normalised on the device.
 """
 from __future__ import annotations
 

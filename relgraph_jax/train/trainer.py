@@ -132,8 +132,8 @@ class Bucket:
 
 
 @dataclasses.dataclass
-class Run:
-    """Everything a sweep's steps need: the buckets and the batch feed."""
+class Sweep:
+    """Everything a sweep's steps need: its buckets and the batch feed."""
     buckets: list
     feed: object
     resident: bool
@@ -148,47 +148,47 @@ def _padded_cost(config, input_shape):
     return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
 
 
-def build_run(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Run:
+def build_sweep(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Sweep:
     """Mesh, buckets (model, stacked initial state, programs each) and batch feed."""
-    tc = config.train
+    train_cfg = config.train
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
     shard = mesh_lib.shardings(mesh)
-    tx = optim.make_optimizer(tc, steps_per_epoch)
+    tx = optim.make_optimizer(train_cfg, steps_per_epoch)
     sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
     seeds = sorted({v.seed for v in variant_list})
-    eval_bs = min(tc.eval_batch_size, source.num_test)
-    batches = programs_lib.BatchConfig(tc.batch_size, eval_bs, tuple(source.mean),
+    eval_bs = min(train_cfg.eval_batch_size, source.num_test)
+    batches = programs_lib.BatchConfig(train_cfg.batch_size, eval_bs, tuple(source.mean),
                                        tuple(source.std), data_spec)
-    groups = variants_lib.width_buckets(variant_list, tc.width_buckets,
+    groups = variants_lib.width_buckets(variant_list, train_cfg.width_buckets,
                                         _padded_cost(config, tuple(source.image_shape)))
     _log(f"{len(variant_list)} variants in {len(groups)} bucket(s) "
          f"({', '.join(f'{len(g)} x {list(variants_lib.widest(g))}' for g in groups)}) on "
-         f"{mesh.devices.size} devices, {tc.epochs} epochs x {steps_per_epoch} steps, data "
+         f"{mesh.devices.size} devices, {train_cfg.epochs} epochs x {steps_per_epoch} steps, data "
          f"{source.name}: {source.num_train} train / {source.num_test} test")
     buckets = []
     for group in groups:
         widths = variants_lib.widest(group)
-        slots = mesh_lib.variant_slots(len(group), mesh, tc.variant_batch)
+        slots = mesh_lib.variant_slots(len(group), mesh, train_cfg.variant_batch)
         # Built from the group's graph with the most in-neighbours: in the gather layout
         # that sets the degree slots every variant's tables and kernels are padded to.
         graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
         model = models_lib.build(config.model, graph, width=widths)
-        cfg = step_lib.StepConfig(model, tx, steps_per_epoch, tc.bn_group_size,
-                                  jnp.dtype(tc.compute_dtype),
+        cfg = step_lib.StepConfig(model, tx, steps_per_epoch, train_cfg.bn_group_size,
+                                  jnp.dtype(train_cfg.compute_dtype),
                                   mesh_lib.batch_spec(mesh))
         programs = programs_lib.build(cfg, batches, mesh,
-                                      tc.variant_batch or slots // mesh.shape["variants"])
+                                      train_cfg.variant_batch or slots // mesh.shape["variants"])
         state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
         seed_of = [v.seed for v in group] + [group[-1].seed] * (slots - len(group))
         seed_index = np.searchsorted(np.asarray(seeds), seed_of).astype(np.int32)
         buckets.append(Bucket(group, widths, slots, programs, state,
                               mesh_lib.put(seed_index, shard.variants)))
     feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
-            feeds.StreamFeed(source, shard, seeds, tc.batch_size, eval_bs, steps_per_epoch))
-    return Run(buckets, feed, resident, steps_per_epoch, shard)
+            feeds.StreamFeed(source, shard, seeds, train_cfg.batch_size, eval_bs, steps_per_epoch))
+    return Sweep(buckets, feed, resident, steps_per_epoch, shard)
 
 
-def train_steps(run: Run, step: int, num_steps: int) -> None:
+def train_steps(run: Sweep, step: int, num_steps: int) -> None:
     """Advances every bucket by num_steps steps from `step` (within one epoch)."""
     if run.resident:
         inputs = run.feed.epoch_inputs(step)
@@ -203,7 +203,7 @@ def train_steps(run: Run, step: int, num_steps: int) -> None:
                                                 jnp.int32(s))
 
 
-def precise_bn(run: Run, epoch: int, num_batches: int, step: int) -> None:
+def precise_bn(run: Sweep, epoch: int, num_batches: int, step: int) -> None:
     """Replaces every variant's BatchNorm statistics by precise BN's estimate from the first
     num_batches batches of `epoch` (drawn as training batches are); `step` is the training
     step reached, where a variant whose estimate is not finite is marked failed."""
@@ -223,7 +223,7 @@ def precise_bn(run: Run, epoch: int, num_batches: int, step: int) -> None:
         b.state = b.programs.set_precise_bn(b.state, total, jnp.int32(num_batches), jnp.int32(step))
 
 
-def evaluate(run: Run, bucket: Bucket) -> tuple[np.ndarray, np.ndarray]:
+def evaluate(run: Sweep, bucket: Bucket) -> tuple[np.ndarray, np.ndarray]:
     """(summed test loss, correct count) per variant slot, as float64 host arrays."""
     loss, correct = 0.0, 0.0
     for x, y, valid in run.feed.test_batches():
@@ -252,16 +252,16 @@ def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test)
     return out
 
 
-def _metrics(run: Run, num_variants: int) -> dict:
+def _metrics(run: Sweep, num_variants: int) -> dict:
     """Per-variant training sums and test results of all buckets, indexed by variant id."""
     metrics = {}
     for b in run.buckets:
         test_loss, correct = evaluate(run, b)
-        found = mesh_lib.fetch({"loss_sum": b.state.loss_sum, "loss_count": b.state.loss_count,
+        sums = mesh_lib.fetch({"loss_sum": b.state.loss_sum, "loss_count": b.state.loss_count,
                                 "failed": b.state.failed, "failed_step": b.state.failed_step})
-        found.update(test_loss=test_loss, correct=correct)
+        sums.update(test_loss=test_loss, correct=correct)
         ids = [v.id for v in b.variants]
-        for key, values in found.items():
+        for key, values in sums.items():
             merged = metrics.setdefault(key, np.zeros(num_variants, values.dtype))
             merged[ids] = values[:len(ids)]
     return metrics
@@ -302,12 +302,12 @@ def _open_data(data_spec):
     return data_lib.load(data_spec), True
 
 
-def _save(run: Run, ckpts, step: int) -> None:
+def _save(run: Sweep, ckpts, step: int) -> None:
     """Checkpoints every bucket's real variants, keyed by variant id."""
     ckpts.save(step, [([v.id for v in b.variants], mesh_lib.fetch(b.state)) for b in run.buckets])
 
 
-def _restore(run: Run, ckpts, step: int) -> None:
+def _restore(run: Sweep, ckpts, step: int) -> None:
     """Fills every bucket's state from the checkpoint at `step`, whatever layout wrote it."""
     restored = ckpts.restore(step, [(b.slot_ids, b.state) for b in run.buckets])
     for b, state in zip(run.buckets, restored):
@@ -333,15 +333,15 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     if tuple(source.image_shape) != tuple(config.input_shape):
         raise ValueError(f"data images have shape {tuple(source.image_shape)} but "
                          f"config.input_shape is {tuple(config.input_shape)}; set them equal")
-    tc = config.train
-    steps_per_epoch = source.num_train // tc.batch_size
+    train_cfg = config.train
+    steps_per_epoch = source.num_train // train_cfg.batch_size
     if steps_per_epoch < 1:
-        raise ValueError(f"config.train.batch_size={tc.batch_size} exceeds the "
+        raise ValueError(f"config.train.batch_size={train_cfg.batch_size} exceeds the "
                          f"{source.num_train} training examples")
     workdir_lib.claim(workdir, config.to_dict())
-    total_steps = steps_per_epoch * tc.epochs
+    total_steps = steps_per_epoch * train_cfg.epochs
 
-    run = build_run(config, variant_list, source, resident, data_spec, steps_per_epoch)
+    run = build_sweep(config, variant_list, source, resident, data_spec, steps_per_epoch)
     ckpts = checkpoint_lib.Checkpoints(workdir)
     store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
     if store is not None and store.repaired_bytes:
@@ -353,38 +353,38 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
 
     stop = _StopFlag()
     steps_run = 0
-    samples_per_step = tc.batch_size * len(variant_list)
+    samples_per_step = train_cfg.batch_size * len(variant_list)
     t_start = time.time()
     try:
         with stop.installed():
             while step < total_steps:
-                n = min(tc.steps_per_call, steps_per_epoch - step % steps_per_epoch)
-                if tc.checkpoint_every_steps:
-                    n = min(n, tc.checkpoint_every_steps - step % tc.checkpoint_every_steps)
+                n = min(train_cfg.steps_per_call, steps_per_epoch - step % steps_per_epoch)
+                if train_cfg.checkpoint_every_steps:
+                    n = min(n, train_cfg.checkpoint_every_steps - step % train_cfg.checkpoint_every_steps)
                 if stop_after_steps is not None:
                     n = min(n, stop_after_steps - steps_run)
                 train_steps(run, step, n)
                 before, step, steps_run = step, step + n, steps_run + n
                 epoch, epoch_done = divmod(step, steps_per_epoch)[0], step % steps_per_epoch == 0
-                if epoch_done and tc.precise_bn_samples:
+                if epoch_done and train_cfg.precise_bn_samples:
                     # Batches of an epoch training never reaches: drawn as training batches
                     # are, but not the same ones, and the same again on a resume.
-                    precise_bn(run, tc.epochs + epoch,
-                               min(tc.precise_bn_samples // tc.batch_size, steps_per_epoch), step)
-                if epoch_done or due(steps_run - n, steps_run, tc.log_every_steps):
+                    precise_bn(run, train_cfg.epochs + epoch,
+                               min(train_cfg.precise_bn_samples // train_cfg.batch_size, steps_per_epoch), step)
+                if epoch_done or due(steps_run - n, steps_run, train_cfg.log_every_steps):
                     jax.block_until_ready([b.state.loss_sum for b in run.buckets])
                     rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)
                     eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
-                    _log(f"epoch {step / steps_per_epoch:.2f}/{tc.epochs} | step {step}/{total_steps}"
+                    _log(f"epoch {step / steps_per_epoch:.2f}/{train_cfg.epochs} | step {step}/{total_steps}"
                          f" | {len(variant_list)} variants | {rate:,.0f} model-samples/s | "
                          f"ETA {_format_eta(eta)}")
                 should_stop = stop.requested or (stop_after_steps is not None
                                                  and steps_run >= stop_after_steps)
-                if epoch_done and (due(epoch - 1, epoch, tc.eval_every) or step == total_steps):
+                if epoch_done and (due(epoch - 1, epoch, train_cfg.eval_every) or step == total_steps):
                     _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
                                          epoch, store)
                     _save(run, ckpts, step)
-                elif should_stop or due(before, step, tc.checkpoint_every_steps):
+                elif should_stop or due(before, step, train_cfg.checkpoint_every_steps):
                     _save(run, ckpts, step)
                 if should_stop:
                     if step < total_steps:
@@ -396,7 +396,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
         ckpts.close()
     finished = step >= total_steps
     if finished:
-        _log(f"done: {len(variant_list)} variants x {tc.epochs} epochs; results in "
+        _log(f"done: {len(variant_list)} variants x {train_cfg.epochs} epochs; results in "
              f"{store.path if store else workdir}")
     return {"variants": len(variant_list), "steps_run": steps_run, "step": step,
             "finished": finished, "stopped_by_signal": stop.requested}

@@ -40,45 +40,45 @@ def _positive_int(name: str, value) -> None:
         raise ValueError(f"{name}={value!r}: must be a positive integer")
 
 
-def _check_batchnorm(tc, data_devices: int) -> None:
+def _check_batchnorm(train_cfg, data_devices: int) -> None:
     """Ghost BatchNorm groups must tile each device's share of the batch (none straddles
     devices); precise BN takes whole training batches."""
-    g, n = tc.bn_group_size, tc.precise_bn_samples
-    if not _is_int(g) or g < 0 or (g and tc.batch_size % (data_devices * g)):
+    g, n = train_cfg.bn_group_size, train_cfg.precise_bn_samples
+    if not _is_int(g) or g < 0 or (g and train_cfg.batch_size % (data_devices * g)):
         raise ValueError(f"train.bn_group_size={g!r}: must be 0 (BatchNorm statistics over the "
                          "whole batch) or a positive integer dividing the per-device batch "
-                         f"train.batch_size / mesh.data = {tc.batch_size} / {data_devices}")
-    if not _is_int(n) or n < 0 or n % tc.batch_size:
+                         f"train.batch_size / mesh.data = {train_cfg.batch_size} / {data_devices}")
+    if not _is_int(n) or n < 0 or n % train_cfg.batch_size:
         raise ValueError(f"train.precise_bn_samples={n!r}: must be 0 (off) or a positive "
-                         f"multiple of train.batch_size={tc.batch_size}")
+                         f"multiple of train.batch_size={train_cfg.batch_size}")
 
 
 def validate_config(config) -> None:
     """Checks the structure and ranges of a training config (not graphs or data files)."""
     _check_keys("", config.keys(), TOP_LEVEL)
-    tc = config.train
-    _check_keys("train.", tc.keys(), TRAIN_FIELDS)
+    train_cfg = config.train
+    _check_keys("train.", train_cfg.keys(), TRAIN_FIELDS)
     _check_keys("mesh.", config.mesh.keys(), MESH_FIELDS)
     for name in ("batch_size", "epochs", "eval_every", "eval_batch_size", "steps_per_call",
                  "log_every_steps", "width_buckets"):
-        _positive_int(f"train.{name}", tc[name])
-    if not _is_int(tc.variant_batch) or tc.variant_batch < 0:
-        raise ValueError(f"train.variant_batch={tc.variant_batch!r}: must be a positive integer, "
+        _positive_int(f"train.{name}", train_cfg[name])
+    if not _is_int(train_cfg.variant_batch) or train_cfg.variant_batch < 0:
+        raise ValueError(f"train.variant_batch={train_cfg.variant_batch!r}: must be a positive integer, "
                          "or 0 for all of a device's variants at once")
-    if tc.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"train.compute_dtype={tc.compute_dtype!r}: allowed {list(COMPUTE_DTYPES)}")
-    if tc.checkpoint_every_steps < 0:
-        raise ValueError(f"train.checkpoint_every_steps={tc.checkpoint_every_steps!r}: must be "
+    if train_cfg.compute_dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"train.compute_dtype={train_cfg.compute_dtype!r}: allowed {list(COMPUTE_DTYPES)}")
+    if train_cfg.checkpoint_every_steps < 0:
+        raise ValueError(f"train.checkpoint_every_steps={train_cfg.checkpoint_every_steps!r}: must be "
                          ">= 0 (0 = checkpoint only after evaluations)")
     _positive_int("seeds", config.seeds)
     check_mesh(config.mesh.data, config.mesh.devices)
-    _check_batchnorm(tc, config.mesh.data)
-    if not tc.lr > 0:
-        raise ValueError(f"train.lr={tc.lr!r}: must be > 0")
-    if not 0 <= tc.momentum < 1:
-        raise ValueError(f"train.momentum={tc.momentum!r}: must be in [0, 1)")
-    if not tc.weight_decay >= 0:
-        raise ValueError(f"train.weight_decay={tc.weight_decay!r}: must be >= 0")
+    _check_batchnorm(train_cfg, config.mesh.data)
+    if not train_cfg.lr > 0:
+        raise ValueError(f"train.lr={train_cfg.lr!r}: must be > 0")
+    if not 0 <= train_cfg.momentum < 1:
+        raise ValueError(f"train.momentum={train_cfg.momentum!r}: must be in [0, 1)")
+    if not train_cfg.weight_decay >= 0:
+        raise ValueError(f"train.weight_decay={train_cfg.weight_decay!r}: must be >= 0")
     unknown = sorted(set((config.grid or {}).keys()) - set(GRID_FIELDS))
     if unknown:
         raise ValueError(f"config.grid has unknown field(s) {unknown}; allowed: {list(GRID_FIELDS)}")
