@@ -109,11 +109,14 @@ def _fast(programs: programs_lib.Programs) -> programs_lib.Programs:
         compiled = {}
 
         def call(*args):
+            # Python ints are the programs' static arguments (batch counts): part of the key,
+            # baked into the compiled program and so not passed to it.
             leaves, tree = jax.tree.flatten(args)
-            key = (tree, tuple((jax.typeof(x), getattr(x, "sharding", None)) for x in leaves))
+            key = (tree, tuple(x if isinstance(x, int) else
+                               (jax.typeof(x), getattr(x, "sharding", None)) for x in leaves))
             if key not in compiled:
                 compiled[key] = fn.lower(*args).compile(compiler_options=FAST)
-            return compiled[key](*args)
+            return compiled[key](*[a for a in args if not isinstance(a, int)])
         return call
 
     return dataclasses.replace(programs, **{field.name: compiling(getattr(programs, field.name))
@@ -287,7 +290,7 @@ def _precise_streamed(group, devices=1, variant_batch=1, fast=False) -> TrainSta
     for batch in PRECISE_IMAGES:
         got = programs.bn_moments_streamed(state, seed_index, setup.replicate(batch))
         sums = got if sums is None else jax.tree.map(jnp.add, sums, got)
-    return mesh_lib.fetch(programs.set_precise_bn(state, sums, jnp.int32(2), jnp.int32(7)))
+    return mesh_lib.fetch(programs.set_precise_bn(state, sums, 2, jnp.int32(7)))
 
 
 @pytest.mark.parametrize("group", [4, 0])

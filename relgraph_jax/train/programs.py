@@ -5,7 +5,10 @@ split over the mesh's "variants" axis with shard_map; on each device lax.map run
 local variants `variant_batch` at a time (vmapped inside a group), so the per-variant
 program is the same whatever the number of devices and results do not depend on it. A
 batch can further be split over the "data" axis. Chunks of steps loop on the device
-with the step count as a runtime argument, so a new chunk length compiles nothing.
+with the step count as a runtime argument, so a new chunk length compiles nothing. The
+precise-BN batch count is static instead (one value per sweep): with a runtime divisor
+XLA turns the division into a multiplication on some device layouts and not on others,
+which would break the bitwise identity of 1 and 8 devices.
 
 Every program takes the bucket's `seed_index` (per slot: which seed's batch it trains
 on) next to the state. Images arrive on the 0-255 scale (uint8 when resident, float32
@@ -44,11 +47,11 @@ class Programs:
     train_streamed: Callable
     # (state, x_test, y_test) -> (loss[V, N], correct[V, N])
     evaluate: Callable
-    # (state, seed_index, x_train, y_train, perms, seeds, start_step, num_batches, step) -> state
+    # (state, seed_index, x_train, y_train, perms, seeds, start_step, num_batches: int, step)
     precise_bn_resident: Callable
     # (state, seed_index, images[S, B, ...]) -> precise-BN sums of one batch per variant
     bn_moments_streamed: Callable
-    # (state, summed bn_moments_streamed of num_batches batches, num_batches, step) -> state
+    # (state, summed bn_moments_streamed of num_batches batches, num_batches: int, step)
     set_precise_bn: Callable
 
 
@@ -108,9 +111,9 @@ def build(cfg: step_lib.StepConfig, batches: BatchConfig, mesh, variant_batch: i
         train_resident=_jit(train_resident, donate=True),
         train_streamed=_jit(train_streamed, donate=True),
         evaluate=_jit(evaluate),
-        precise_bn_resident=_jit(precise_bn_resident, donate=True),
+        precise_bn_resident=_jit(precise_bn_resident, donate=True, static=(7,)),
         bn_moments_streamed=_jit(bn_moments_streamed),
-        set_precise_bn=_jit(set_precise_bn, donate=True))
+        set_precise_bn=_jit(set_precise_bn, donate=True, static=(2,)))
 
 
 def _for_all_variants(fn, *, mapped: int, mesh, variant_batch: int):
@@ -128,8 +131,8 @@ def _for_all_variants(fn, *, mapped: int, mesh, variant_batch: int):
     return over_mesh
 
 
-def _jit(fn, donate: bool = False):
-    return jax.jit(fn, donate_argnums=(0,) if donate else ())
+def _jit(fn, donate: bool = False, static: tuple = ()):
+    return jax.jit(fn, donate_argnums=(0,) if donate else (), static_argnums=static)
 
 
 def _resident_batches(batches: BatchConfig, x_train, y_train, perms, seeds, step, steps_per_epoch):

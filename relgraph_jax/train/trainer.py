@@ -212,7 +212,7 @@ def precise_bn(run: Sweep, epoch: int, num_batches: int, step: int) -> None:
         for b in run.buckets:
             b.state = b.programs.precise_bn_resident(
                 b.state, b.seed_index, *inputs, jnp.int32(epoch * run.steps_per_epoch),
-                jnp.int32(num_batches), jnp.int32(step))
+                num_batches, jnp.int32(step))
         return
     sums = [None] * len(run.buckets)
     for images, _ in run.feed.epoch_batches(epoch, num_batches):
@@ -220,7 +220,7 @@ def precise_bn(run: Sweep, epoch: int, num_batches: int, step: int) -> None:
             got = b.programs.bn_moments_streamed(b.state, b.seed_index, images)
             sums[i] = got if sums[i] is None else jax.tree.map(jnp.add, sums[i], got)
     for b, total in zip(run.buckets, sums):
-        b.state = b.programs.set_precise_bn(b.state, total, jnp.int32(num_batches), jnp.int32(step))
+        b.state = b.programs.set_precise_bn(b.state, total, num_batches, jnp.int32(step))
 
 
 def evaluate(run: Sweep, bucket: Bucket) -> tuple[np.ndarray, np.ndarray]:
