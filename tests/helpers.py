@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from relgraph_jax import relational
+from relgraph_jax.graphs import catalog
 
 FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
@@ -51,3 +52,10 @@ def graph_masks(model, graph, input_shape, partition=relational.DEFAULT_PARTITIO
                 node = node.setdefault(key, {})
             node["mask"] = relational.layer_mask(graph, layer.cin, layer.cout, partition)
     return masks
+
+
+def paper_set_arrays(name):
+    """C, L and k/n of a paper graph set as arrays, and each row's (k, p, seed)."""
+    rows = catalog.paper_set(name)
+    return (np.array([r.C for r in rows]), np.array([r.L for r in rows]),
+            np.array([r.k / r.n for r in rows]), [(r.k, r.p, r.seed) for r in rows])

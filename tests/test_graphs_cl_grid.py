@@ -5,6 +5,7 @@ import pytest
 from relgraph_jax import analysis, graphs
 from relgraph_jax.analysis import paper
 from relgraph_jax.graphs import RelationalGraph, catalog, cl_grid, design_space
+from helpers import paper_set_arrays
 
 
 def _points_on_and_between(c_edges, l_edges):
@@ -89,14 +90,8 @@ def test_coarse_grids_share_the_fine_edges():
         cl_grid.paper_grid(5, 16)
 
 
-def _rows(name):
-    rows = catalog.paper_set(name)
-    return (np.array([r.C for r in rows]), np.array([r.L for r in rows]),
-            np.array([r.k / r.n for r in rows]), [(r.k, r.p, r.seed) for r in rows])
-
-
 def test_16_node_sets_follow_the_rule_on_their_fine_grid():
-    C, L, k_over_n, keys = _rows("n16_2698")
+    C, L, k_over_n, keys = paper_set_arrays("n16_2698")
     edges = dict(zip(("c_edges", "l_edges"), cl_grid.FINE_EDGES[16]))
     chosen = design_space.subsample(C, L, k_over_n, **edges)
     assert sorted(chosen.tolist()) == list(range(2698))  # one graph per fine cell already
@@ -104,7 +99,7 @@ def test_16_node_sets_follow_the_rule_on_their_fine_grid():
     # (n16_326's rows 306 and 321 repeat rows 278 and 67).
     for name, block, by_rule in (("n16_326", 3, 306), ("n16_48", 9, 33)):
         kept, _ = design_space.centres(C, L, chosen, block, **edges)
-        paper_keys = _rows(name)[3]
+        paper_keys = paper_set_arrays(name)[3]
         assert len(kept) == by_rule and {keys[i] for i in kept} == set(paper_keys[:by_rule])
 
 

@@ -7,6 +7,7 @@ from relgraph_jax.graphs import RelationalGraph, bitsets, catalog, design_space
 from relgraph_jax.graphs.design_space import DesignSpace, Grid, centres, paper_grid, subsample, sweep
 from relgraph_jax.graphs.wsflex import ws_flex
 from relgraph_jax.graphs.wsflex_batch import _uniform_members, sample_ws_flex, select_bit
+from helpers import paper_set_arrays
 
 
 def test_select_bit_against_a_python_loop():
@@ -102,18 +103,12 @@ def test_design_space_file_round_trip(small_space, tmp_path):
         np.testing.assert_array_equal(getattr(loaded, field), getattr(space, field))
 
 
-def _paper_arrays(name):
-    rows = catalog.paper_set(name)
-    return (np.array([r.C for r in rows]), np.array([r.L for r in rows]),
-            np.array([r.k / r.n for r in rows]), [(r.k, r.p, r.seed) for r in rows])
-
-
 def test_binning_reproduces_the_papers_449_and_52_from_its_3942():
-    C, L, k_over_n, keys = _paper_arrays("n64_3942")
+    C, L, k_over_n, keys = paper_set_arrays("n64_3942")
     chosen = subsample(C, L, k_over_n)
     assert sorted(chosen.tolist()) == list(range(3942))  # one graph per cell already
     for name, block, by_rule in (("n64_449", 3, 438), ("n64_52", 9, 49)):
-        paper_keys = _paper_arrays(name)[3]
+        paper_keys = paper_set_arrays(name)[3]
         kept, borrowed = centres(C, L, chosen, block)
         # The paper lists the rule's graphs first, then its hand-borrowed high-C ones.
         assert {keys[i] for i in kept} == set(paper_keys[:by_rule])
