@@ -5,10 +5,13 @@ init run op by op cost far more than the small forward and backward passes these
 check, and neither changes what the checks compare: the tests compile with FAST, and
 draw variables on the host or run the model's init compiled.
 """
+import contextlib
+import dataclasses
 import functools
 
 import jax
 import numpy as np
+import pytest
 
 from relgraph_jax import relational
 from relgraph_jax.graphs import catalog
@@ -59,3 +62,35 @@ def paper_set_arrays(name):
     rows = catalog.paper_set(name)
     return (np.array([r.C for r in rows]), np.array([r.L for r in rows]),
             np.array([r.k / r.n for r in rows]), [(r.k, r.p, r.seed) for r in rows])
+
+
+def fast_programs(programs):
+    """`programs` compiled with helpers.FAST, each on its first call per argument shapes and
+    shardings (`lower(..).compile(..)`: what it donates, it still donates)."""
+    def compiling(fn):
+        compiled = {}
+
+        def call(*args):
+            # Python ints are the programs' static arguments (batch counts): part of the key,
+            # baked into the compiled program and so not passed to it.
+            leaves, tree = jax.tree.flatten(args)
+            key = (tree, tuple(x if isinstance(x, int) else
+                               (jax.typeof(x), getattr(x, "sharding", None)) for x in leaves))
+            if key not in compiled:
+                compiled[key] = fn.lower(*args).compile(compiler_options=FAST)
+            return compiled[key](*[a for a in args if not isinstance(a, int)])
+        return call
+
+    return dataclasses.replace(programs, **{field.name: compiling(getattr(programs, field.name))
+                                            for field in dataclasses.fields(programs)})
+
+
+@contextlib.contextmanager
+def fast_trainer_compiles():
+    """Within: the trainer's programs compile with FAST. For tests whose checks do not
+    depend on XLA's optimisations (bitwise checks across device layouts keep the defaults)."""
+    from relgraph_jax.train import programs as programs_lib
+    with pytest.MonkeyPatch.context() as patch:
+        original = programs_lib.build
+        patch.setattr(programs_lib, "build", lambda *args: fast_programs(original(*args)))
+        yield

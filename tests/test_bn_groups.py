@@ -33,7 +33,7 @@ from relgraph_jax.train import variants as variants_lib
 from relgraph_jax.train.state import TrainState
 
 sys.path.insert(0, os.path.dirname(__file__))
-from helpers import FAST  # noqa: E402
+from helpers import FAST, fast_programs, fast_trainer_compiles  # noqa: E402
 from test_train import _records, tiny_config  # noqa: E402
 
 B, HIDDEN, CLASSES, EPS = 16, 5, 3, 1e-5
@@ -92,35 +92,14 @@ class Setup:
 def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1, fast=False) -> Setup:
     """The programs of a TinyNet bucket, built once per configuration: jit caches what
     they compile, so every test using the same configuration compiles nothing again.
-    fast: every program compiles with helpers.FAST (`_fast`)."""
+    fast: every program compiles with helpers.FAST (`helpers.fast_programs`)."""
     mesh = mesh_lib.make_mesh(data, devices)
     cfg = step_lib.StepConfig(TinyNet(), TXS[tx], STEPS_PER_EPOCH, bn_group_size=group,
                               batch_spec=mesh_lib.batch_spec(mesh))
     batches = programs_lib.BatchConfig(batch_size=B, eval_batch_size=B, mean=(0.0,),
                                        std=(1.0,), data_spec=SPEC)
     programs = programs_lib.build(cfg, batches, mesh, variant_batch)
-    return Setup(_fast(programs) if fast else programs, mesh)
-
-
-def _fast(programs: programs_lib.Programs) -> programs_lib.Programs:
-    """`programs` compiled with helpers.FAST, each on its first call per argument shapes and
-    shardings (`lower(..).compile(..)`: what it donates, it still donates)."""
-    def compiling(fn):
-        compiled = {}
-
-        def call(*args):
-            # Python ints are the programs' static arguments (batch counts): part of the key,
-            # baked into the compiled program and so not passed to it.
-            leaves, tree = jax.tree.flatten(args)
-            key = (tree, tuple(x if isinstance(x, int) else
-                               (jax.typeof(x), getattr(x, "sharding", None)) for x in leaves))
-            if key not in compiled:
-                compiled[key] = fn.lower(*args).compile(compiler_options=FAST)
-            return compiled[key](*[a for a in args if not isinstance(a, int)])
-        return call
-
-    return dataclasses.replace(programs, **{field.name: compiling(getattr(programs, field.name))
-                                            for field in dataclasses.fields(programs)})
+    return Setup(fast_programs(programs) if fast else programs, mesh)
 
 
 @functools.cache
@@ -397,9 +376,7 @@ def fast_trainer_programs():
     """The trainer's programs compiled with helpers.FAST. What these tests check (when
     precise BN runs, that a resume continues bit for bit) does not depend on XLA's
     optimisations; the bitwise checks across device layouts above keep the defaults."""
-    with pytest.MonkeyPatch.context() as patch:
-        original = programs_lib.build
-        patch.setattr(programs_lib, "build", lambda *args: _fast(original(*args)))
+    with fast_trainer_compiles():
         yield
 
 

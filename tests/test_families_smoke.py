@@ -13,6 +13,7 @@ import pytest
 from relgraph_jax import budget, models, results
 from relgraph_jax.data import testing as data_testing
 from relgraph_jax.train import trainer
+from helpers import fast_trainer_compiles
 
 # config module -> (nodes, base width, model-field overrides that shrink it). EfficientNet
 # keeps its stage widths at its base widths, as B0 does (the expansion widths of its graph
@@ -35,7 +36,9 @@ NUM_EXAMPLES = 8  # in each split of the mock data sets
 
 @pytest.fixture(scope="module")
 def mock_tfds():
-    with data_testing.mock_tfds(num_examples=NUM_EXAMPLES):
+    # The trainer's programs compile with fast options: what is checked here (one step and
+    # evaluation of each family, the recorded widths and errors) does not depend on them.
+    with data_testing.mock_tfds(num_examples=NUM_EXAMPLES), fast_trainer_compiles():
         yield
 
 
