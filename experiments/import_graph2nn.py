@@ -24,7 +24,6 @@ restarted from a checkpoint wrote the restored model's error there (ResNet-34 se
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
