@@ -148,19 +148,9 @@ def graph_spec(task: str, name_row) -> str:
     if name_row[0] == info.baseline:
         return f"complete:n={nodes}"
     key = (round(float(name_row[4]), 6), round(float(name_row[5]), 6), int(float(name_row[7])))
-    index = _set_index(info.graph_set).get(key)
+    index = catalog.index_by_config_key(info.graph_set).get(key)
     if index is None:
         raise ValueError(f"{task}: no graph of paper set {info.graph_set} has k/n={key[0]}, "
                          f"p={key[1]}, seed={key[2]} (names row {list(map(str, name_row))})")
     return f"paper:{info.graph_set}/{index}"
 
-
-_INDEXES: dict[str, dict] = {}
-
-
-def _set_index(set_name: str) -> dict:
-    """(k/n, p, seed) rounded as the names files have them -> index in the paper set."""
-    if set_name not in _INDEXES:
-        _INDEXES[set_name] = {(round(g.k / g.n, 6), round(g.p, 6), g.seed): g.index
-                              for g in catalog.paper_set(set_name)}
-    return _INDEXES[set_name]

@@ -177,10 +177,10 @@ def vector_correlation(a: np.ndarray, b: np.ndarray) -> float:
 def specs_in(set_name: str, of: str) -> list[str]:
     """Specs in paper set `of` of the graphs of `set_name`, matched by WS-flex parameters
     (the 52 set's graphs are in the 3942 set under other indices)."""
-    index = {(round(g.k / g.n, 6), round(g.p, 6), g.seed): g.index for g in catalog.paper_set(of)}
+    index = catalog.index_by_config_key(of)
     specs = []
     for g in catalog.paper_set(set_name):
-        key = (round(g.k / g.n, 6), round(g.p, 6), g.seed)
+        key = catalog.config_key(g)
         if key not in index:
             raise ValueError(f"paper:{set_name}/{g.index} is not in paper set {of}")
         specs.append(f"paper:{of}/{index[key]}")

@@ -86,6 +86,18 @@ def paper_set(name: str) -> tuple[WSFlexGraph, ...]:
     return tuple(graphs)
 
 
+def config_key(graph: WSFlexGraph) -> tuple:
+    """(k/n, p, seed) rounded as the authors' configs and logs write them (6 decimals): how
+    their runs name a graph, and how one graph is found in two paper sets."""
+    return round(graph.k / graph.n, 6), round(graph.p, 6), graph.seed
+
+
+@functools.lru_cache(maxsize=None)
+def index_by_config_key(name: str) -> dict:
+    """config_key -> index of every graph of paper set `name`."""
+    return {config_key(g): g.index for g in paper_set(name)}
+
+
 def paper_graph(name: str, index: int) -> WSFlexGraph:
     """Row `index` of paper set `name`; ValueError names the allowed index range."""
     graphs = paper_set(name)
