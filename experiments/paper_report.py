@@ -422,6 +422,8 @@ def _write_readme(out, families, body, tally, seconds) -> None:
 
 def build(src: str, out: str) -> float:
     """Imports, analyses and writes `out`; returns the seconds since this module loaded."""
+    if not os.path.isfile(src):
+        raise ValueError(f"--src {src!r} does not exist; give graph2nn's final_results.tar.xz")
     licence = os.path.join(os.path.dirname(os.path.abspath(src)), "LICENSE")
     if not os.path.isfile(licence):
         raise ValueError(f"{licence} not found: the authors' figures are copied with their "
