@@ -30,9 +30,12 @@ case "${1:-}" in
     ;;
   test)
     shift
-    # Eight fake CPU devices exercise the device-parallel code on one CPU.
+    # Eight fake CPU devices exercise the device-parallel code on one CPU. Tests run in
+    # parallel, one worker per core (at most 4: each holds its own compiled programs);
+    # a file's tests share a worker, so its module fixtures are built once.
     export JAX_PLATFORMS=cpu XLA_FLAGS="--xla_force_host_platform_device_count=8 ${XLA_FLAGS:-}"
-    exec "$VENV/bin/python" -m pytest "$@"
+    workers=${TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
+    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile "$@"
     ;;
   *)
     exec "$VENV/bin/python" -m experiments.main "$@"

@@ -4,6 +4,10 @@
       [--graphs=paper:n64_52] [--scaling=1,8,52,260] [--steps=3] [--json]
       [--set train.width_buckets=8 --set model.impl=gather --set train.compute_dtype=bfloat16]
 
+Without --scaling, the counts 1, 8, 52 and 260 run, less those whose memory, estimated as
+the trainer estimates it (relgraph_jax/train/memory.py), exceeds this machine's (each is
+named on stderr with the figures; on a 24 GiB host 260 is left out); a --scaling count
+that does not fit is refused with them.
 For each variant count V (the first V of graphs x seeds; 260 = 52 graphs x 5 seeds) it
 builds the trainer's own state and compiled step (synthetic uint8 data of the config's
 shapes, on-device crop/flip included) and reports: model-samples/s; useful TFLOP/s
@@ -31,9 +35,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from relgraph_jax import data as data_lib, graphs, models, relational
-from relgraph_jax.train import trainer, variants as variants_lib
+from relgraph_jax.data.summary import DataSummary
+from relgraph_jax.train import trainer, validate, variants as variants_lib
 
 FLOPS_PER_MAC_TRAIN = 6  # forward 2 + backward 4 flops per multiply-accumulate
+DEFAULT_SCALING = (1, 8, 52, 260)  # the counts that fit this machine's memory are run
 
 
 def _parse_override(text: str) -> tuple[str, str, object]:
@@ -135,6 +141,19 @@ def executed_macs(config, width, degree_slots: int) -> int:
     return total
 
 
+def memory_problem(config, variant_list, steps: int) -> str | None:
+    """Why `variant_list` would not fit in memory (the trainer's own estimate and check,
+    for the synthetic data of `time_step`), or None."""
+    shape = tuple(config.input_shape)
+    n_cls = config.model.num_classes
+    synthetic = DataSummary("synthetic", shape, config.train.batch_size * steps, n_cls, {}, n_cls)
+    try:
+        validate.check_memory(config, variant_list, synthetic)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
 def figures(config, variant_list, steps: int) -> dict:
     t = time_step(config, variant_list, steps)
     per_step = config.train.batch_size * steps
@@ -183,7 +202,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/configs/mlp_cifar10.py")
     parser.add_argument("--graphs", default="paper:n64_52")
-    parser.add_argument("--scaling", default="1,8,52,260")
+    parser.add_argument("--scaling", default=None, help="variant counts (default: those of "
+                        f"{','.join(map(str, DEFAULT_SCALING))} that fit in memory)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--loop-sample", type=int, default=4)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
@@ -191,7 +211,7 @@ def main():
                              "model.impl=gather, train.width_buckets=8 (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    counts = [int(c) for c in args.scaling.split(",")]
+    counts = [int(c) for c in args.scaling.split(",")] if args.scaling else list(DEFAULT_SCALING)
     if min(counts) < 1 or args.steps < 1:
         parser.error(f"--scaling={args.scaling} and --steps={args.steps} must be positive")
     max_seeds = -(-max(counts) // len(graphs.resolve(args.graphs)))
@@ -203,6 +223,15 @@ def main():
     all_variants = variants_lib.build_variants(config)
     # graphs x seeds is ordered graph-major; take seeds round-robin so V graphs come first.
     order = sorted(all_variants, key=lambda v: (v.seed, v.id))
+    too_big = {c: memory_problem(config, order[:c], args.steps) for c in counts}
+    too_big = {c: why for c, why in too_big.items() if why}
+    if too_big and args.scaling:
+        parser.error(f"--scaling {min(too_big)} variants: {too_big[min(too_big)]}")
+    for c, why in too_big.items():
+        print(f"left out {c} variants: {why}", file=sys.stderr)
+    counts = [c for c in counts if c not in too_big]
+    if not counts:
+        parser.error("no variant count of the default scaling fits in memory")
     # With --json, stdout carries only the JSON object: the trainer's log goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
         before = matmul_flops()

@@ -23,6 +23,7 @@ import sys
 
 from absl import app, flags
 
+from experiments import cli
 from relgraph_jax.results import RESULTS_FILE
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir holding results.jsonl.")
@@ -61,8 +62,8 @@ def parse_hparams(text: str | None) -> dict | None:
     for item in text.split(","):
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            raise app.UsageError(f"--hparams item {item!r} is not NAME=VALUE (as in "
-                                 "lr=0.1,weight_decay=0.0005)")
+            raise ValueError(f"--hparams item {item!r} is not NAME=VALUE (as in "
+                             "lr=0.1,weight_decay=0.0005)")
         try:
             chosen[name.strip()] = json.loads(value)
         except ValueError:
@@ -75,19 +76,16 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     hparams = parse_hparams(_HPARAMS.value)
     if _REFERENCE_EPOCH.value is not None and _REFERENCE.value is None:
-        raise app.UsageError("--reference_epoch needs --reference")
+        raise ValueError("--reference_epoch needs --reference")
     from relgraph_jax.analysis import write_report
     command = "python -m experiments.analyze " + shlex.join(sys.argv[1:])
-    try:
-        path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,
-                            epoch=_EPOCH.value, hparams=hparams, command=command,
-                            reference=_REFERENCE.value, reference_epoch=_REFERENCE_EPOCH.value,
-                            paper_choices=_PAPER_CHOICES.value)
-    except ValueError as error:
-        raise app.UsageError(str(error)) from error
+    path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,
+                        epoch=_EPOCH.value, hparams=hparams, command=command,
+                        reference=_REFERENCE.value, reference_epoch=_REFERENCE_EPOCH.value,
+                        paper_choices=_PAPER_CHOICES.value)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)

@@ -22,7 +22,8 @@ import os
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
+
+from experiments import cli
 
 def describe(config) -> list[dict]:
     """One record per variant of `config` (see the module docstring for the fields)."""
@@ -69,6 +70,6 @@ def main(argv):
 if __name__ == "__main__":
     # Defined here, not at import, so experiments.main (which has its own --config) can
     # import print_variants for --dry_run.
-    config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
+    cli.define_config_flag()
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    cli.run(main)

@@ -27,8 +27,7 @@ def _layer_name(module: nn.Module) -> str:
 
 def _check_graph_options(module: nn.Module, impls=ops.IMPLS) -> None:
     layer = _layer_name(module)
-    if int(module.features) < 1:
-        raise ValueError(f"{layer}: features must be a positive int, got {module.features!r}")
+    ops.check_channels(module.features, "features", layer)
     ops.check_impl(module.impl, layer, impls)
     relational.check_partition(module.partition, layer)
     relational.as_graph(module.graph, layer)

@@ -29,8 +29,8 @@ class _GraphLayer(nnx.Module):
                  partition: str, use_bias: bool, dtype, param_dtype, kernel_init, bias_init,
                  rngs: nnx.Rngs, impls=ops.IMPLS, degree_slots: Optional[int] = None):
         layer = type(self).__name__
-        if int(out_features) < 1:
-            raise ValueError(f"{layer}: out_features must be a positive int, got {out_features!r}")
+        ops.check_channels(in_features, "in_features", layer)
+        ops.check_channels(out_features, "out_features", layer)
         ops.check_impl(impl, layer, impls)
         relational.check_partition(partition, layer)
         self.layout = ops.graph_layout(impl, graph, in_features, out_features, partition,
@@ -100,8 +100,7 @@ class DepthwiseConv(nnx.Module):
                  kernel_init: Callable = ops.graph_init(1.0), bias_init: Callable = nnx.initializers.zeros,
                  rngs: nnx.Rngs):
         layer = type(self).__name__
-        if int(features) < 1:
-            raise ValueError(f"{layer}: features must be a positive int, got {features!r}")
+        ops.check_channels(features, "features", layer)
         window = ops.pair(kernel_size, "kernel_size", layer)
         self.strides = ops.pair(strides, "strides", layer)
         self.padding = ops.conv_padding(padding, layer)

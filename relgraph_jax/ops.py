@@ -19,6 +19,7 @@ Kernels use the Flax layouts: (in, out) for dense, (kh, kw, in, out) (HWIO) for 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Sequence
 
 import jax
@@ -30,6 +31,14 @@ from relgraph_jax.relational import BlockStructure, GatherTables
 
 IMPLS = ("mask", "blocks", "gather")
 CONV_IMPLS = ("mask", "blocks")
+
+
+def check_channels(value, field: str, layer: str = "layer") -> int:
+    """A channel count must be a positive int: 32.0 (or True) is refused here rather than
+    failing deep inside as "slice indices must be integers"."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{layer}: {field} must be a positive int, got {value!r}")
+    return int(value)
 
 
 def check_impl(impl: str, layer: str = "layer", allowed=IMPLS) -> None:

@@ -11,13 +11,22 @@ One JSON object per line (keys sorted), one line per variant per evaluation, uni
   the complete graph is `complete:n=N`), seed int, C float, L float (null for a
   disconnected graph), test_error float (percent), model str, width int (the first
   stage's), widths [int] (per stage), macs int, params int, step int, train_loss float,
-  test_loss float, status "ok" | "failed", failure str | null, hparams {name: value}.
+  test_loss float, status (one of `STATUSES`), failure str | null, hparams {name: value};
+  with a validation split (data.validation_size > 0) also val_loss float and val_error
+  float (percent), measured on training examples held out from training.
 `REQUIRED` are those a usable "ok" record must have, with their JSON types (`schema_problem`).
+Statuses: "ok"; "failed" (the variant diverged: metrics null, `failure` says at which
+step); "pruned" (a live search stopped the variant after this evaluation, whose metrics
+it holds: its last record, at a rung's epoch, not the end of training; search.jsonl
+beside the results holds the decision).
 
 Reading rules (`index_results`; `read_records` is its every-record view): a line counts
 when it is a JSON object with integer "variant" and "epoch"; blank lines are skipped, other
-lines are skipped and named in the notes; a last line without a newline is kept when it is
-a record, else it is torn (a write in progress or cut by a kill) and skipped.
+(corrupt) lines are skipped, named in the notes and logged as a warning naming file:line;
+a last line without a newline is kept when it is a record, else it is torn (a write in
+progress or cut by a kill) and skipped. The writer is stricter: `ResultsStore` refuses a
+file with a corrupt line before its last (`CorruptLineError`), and `append_durably` leaves
+no torn line behind when a write fails (`WriteError`).
 
 Speed: a full MLP study is 3942 graphs x 5 seeds x many epochs, millions of lines. The
 index parses no JSON: the (variant, epoch) key of every line comes from two regular
@@ -27,8 +36,11 @@ correct, only slower.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
+import logging
 import mmap
 import os
 import re
@@ -37,11 +49,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 RESULTS_FILE = "results.jsonl"
+STATUSES = ("ok", "failed", "pruned")
 REQUIRED = {"variant": (int,), "epoch": (int,), "graph": (str,), "seed": (int,),
             "C": (int, float), "L": (int, float), "test_error": (int, float)}
 _VARIANT_KEY = re.compile(rb'"variant":\s*(-?\d+)')
 _EPOCH_KEY = re.compile(rb'"epoch":\s*(-?\d+)')
 _MAX_NAMED = 10
+_LOG = logging.getLogger(__name__)
 
 
 def schema_problem(record: Mapping) -> str | None:
@@ -62,21 +76,67 @@ def name_some(items: Sequence, limit: int = _MAX_NAMED) -> str:
 
 # ----------------------------------------------------------------------------- writing
 def encode(records: Iterable[Mapping]) -> bytes:
-    """The lines of `records` in the file's format."""
-    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+    """The lines of `records` in the file's format; ValueError for NaN or infinity, which
+    JSON cannot hold (a writer records null)."""
+    return "".join(json.dumps(r, sort_keys=True, allow_nan=False) + "\n"
+                   for r in records).encode()
+
+
+_RETRY = "free space (or fix the cause) and rerun the same command to resume"
+
+
+class WriteError(OSError):
+    """A file could not be written whole (a full disk); the message names it and says
+    what is left on disk."""
 
 
 def write_atomically(path: str, data: bytes) -> None:
     """Writes a whole file (results or config.json) to a temporary one, then renames it:
-    readers see all of it or none."""
-    with open(path + ".tmp", "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(path + ".tmp", path)
+    readers see all of it or none. A write that fails (a full disk) leaves no temporary
+    file and raises WriteError naming the file."""
+    try:
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.remove(path + ".tmp")
+        raise WriteError(f"could not write {path} ({e.strerror or e}): {_RETRY}") from e
 
 
-def _repair_torn_tail(path: str) -> int:
+def append_durably(path: str, data: bytes) -> None:
+    """Appends whole lines to a line file (results.jsonl, search.jsonl), then fsyncs.
+
+    os.write may write less than asked (a disk filling up, a file size limit): the rest
+    is written until all of it is. When that fails, the file is cut back to its length
+    before the call and WriteError says so, so no torn line is left for the next append to
+    join onto and no caller counts lines that are not on disk.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                if written == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[written:]
+            os.fsync(fd)
+        except OSError as e:
+            os.ftruncate(fd, before)
+            os.fsync(fd)
+            lines = data.count(b"\n")
+            raise WriteError(f"could not append {lines} line(s) to {path} "
+                             f"({e.strerror or e}); it is back to its {before} bytes "
+                             f"from before, and the run stopped there: {_RETRY}") from e
+    finally:
+        os.close(fd)
+
+
+def repair_torn_tail(path: str) -> int:
     """Truncates a last line that has no newline (a write cut by a kill); returns bytes cut."""
     size = os.path.getsize(path)
     if size == 0:
@@ -98,32 +158,53 @@ class ResultsStore:
     """WORKDIR/results.jsonl, written only by the process that owns the run (process 0).
 
     Reopening a store repairs a torn last line left by a hard kill and remembers the keys
-    already written, so a resumed run that recomputes an epoch never writes it twice.
+    already written (`keys`), so a resumed run that recomputes an epoch never writes it
+    twice.
+
+    A corrupt line before the last (external damage, or a full disk under an older
+    writer) is refused with CorruptLineError naming file:line: the records it held are
+    unknown, so neither skipping it nor writing after it would be safe.
     """
 
     def __init__(self, workdir: str):
         self.path = os.path.join(workdir, RESULTS_FILE)
         self.repaired_bytes = 0
-        self._keys = set()
+        self.keys = stored_keys(self.path, refuse_corrupt=True)
         if os.path.exists(self.path):
-            self.repaired_bytes = _repair_torn_tail(self.path)
-            # Exact keys: a writer that trusted a misread key would skip a record for good.
-            index = _index(self.path, parse_every_line=True)
-            self._keys = set(zip(index.variant.tolist(), index.epoch.tolist()))
+            self.repaired_bytes = repair_torn_tail(self.path)
 
     def append(self, records: Iterable[Mapping]) -> int:
         """Appends the records not yet stored, in one write + fsync; returns how many."""
-        new = [r for r in records if (r["variant"], r["epoch"]) not in self._keys]
+        new = [r for r in records if (r["variant"], r["epoch"]) not in self.keys]
         if not new:
             return 0
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, encode(new))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._keys.update((r["variant"], r["epoch"]) for r in new)
+        append_durably(self.path, encode(new))
+        self.keys.update((r["variant"], r["epoch"]) for r in new)
         return len(new)
+
+
+class CorruptLineError(ValueError):
+    """A line of results.jsonl before its last is not a record."""
+
+
+def stored_keys(path: str, refuse_corrupt: bool = False) -> set[tuple[int, int]]:
+    """(variant, epoch) of every whole (newline-terminated) record line of a results file:
+    the records a reopened ResultsStore keeps, which any process may compute read-only.
+    Exact (every line parsed): a writer that trusted a misread key would skip a record for
+    good. `refuse_corrupt`: raise CorruptLineError for a corrupt line before the last."""
+    if not os.path.exists(path):
+        return set()
+    size = os.path.getsize(path)
+    index = _index(path, parse_every_line=True)
+    if refuse_corrupt and index.bad_lines:
+        raise CorruptLineError(
+            f"{path}:{index.bad_lines[0]}: corrupt line, not a record (line "
+            f"{name_some(index.bad_lines)} of the file); the records it held are unknown. "
+            "Move the corrupt line(s) out of the file and rerun the same command: records "
+            "an evaluated epoch lacks are then recomputed where a checkpoint allows, or "
+            "the run says what to do")
+    whole = index.stop < size  # an unterminated last line is cut on reopening
+    return set(zip(index.variant[whole].tolist(), index.epoch[whole].tolist()))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -137,6 +218,7 @@ class ResultsIndex:
     stop: np.ndarray     # byte offset of its newline
     notes: tuple[str, ...]
     parsed_every_line: bool  # False: keys came from the regex fast path
+    bad_lines: tuple[int, ...] = ()  # 1-based numbers of corrupt lines (parsed_every_line)
 
     @property
     def epochs(self) -> tuple[int, ...]:
@@ -188,11 +270,20 @@ def _fast_keys(data, starts, stops, end):
 
 def index_results(workdir: str, parse_every_line: bool = False) -> ResultsIndex:
     """Indexes WORKDIR/results.jsonl; `parse_every_line` skips the regex fast path."""
-    return _index(results_path(workdir), parse_every_line)
+    return _warn_corrupt(_index(results_path(workdir), parse_every_line))
+
+
+def _warn_corrupt(index: ResultsIndex) -> ResultsIndex:
+    """Readers skip corrupt lines loudly, not only in the notes: what such a line held is
+    missing from whatever is computed from the file."""
+    if index.bad_lines:
+        _LOG.warning("%s:%d: corrupt line(s), not records, skipped: line %s", index.path,
+                     index.bad_lines[0], name_some(index.bad_lines))
+    return index
 
 
 def _index(path: str, parse_every_line: bool) -> ResultsIndex:
-    notes = []
+    notes, bad = [], []
     if os.path.getsize(path) == 0:
         empty = np.zeros(0, np.int64)
         return ResultsIndex(path, empty, empty, empty, empty,
@@ -206,7 +297,7 @@ def _index(path: str, parse_every_line: bool) -> ResultsIndex:
             filled, variant, epoch = keys
             starts, stops = starts[filled], stops[filled]
         else:
-            kept, variant, epoch, bad = [], [], [], []
+            kept, variant, epoch = [], [], []
             for line_no, (a, b) in enumerate(zip(starts, stops), start=1):
                 if a == b:
                     continue
@@ -234,7 +325,8 @@ def _index(path: str, parse_every_line: bool) -> ResultsIndex:
                 stops = np.append(stops, size)
                 variant = np.append(variant, key[0])
                 epoch = np.append(epoch, key[1])
-    return ResultsIndex(path, variant, epoch, starts, stops, tuple(notes), keys is None)
+    return ResultsIndex(path, variant, epoch, starts, stops, tuple(notes), keys is None,
+                        tuple(bad))
 
 
 def read_rows(index: ResultsIndex, rows: np.ndarray) -> list:
@@ -256,5 +348,5 @@ def read_records(path: str) -> list[dict]:
     there is no file."""
     if not os.path.exists(path):
         return []
-    index = _index(path, parse_every_line=True)
+    index = _warn_corrupt(_index(path, parse_every_line=True))
     return read_rows(index, np.arange(len(index.variant)))

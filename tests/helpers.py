@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from relgraph_jax import relational
+from relgraph_jax.data import imagenet
 from relgraph_jax.graphs import catalog
 
 FAST = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
@@ -94,3 +95,44 @@ def fast_trainer_compiles():
         original = programs_lib.build
         patch.setattr(programs_lib, "build", lambda *args: fast_programs(original(*args)))
         yield
+
+
+@contextlib.contextmanager
+def shared_trainer_compiles(fast: bool = True):
+    """Within: runs of one sweep (a resume chain, a run and its reference) build each of
+    the trainer's programs once, compiled with FAST as in `fast_trainer_compiles` (or, not
+    `fast`, with XLA's defaults, for bitwise checks across device layouts), and
+    initialise each graph once. Both are pure functions of the model and the training
+    settings (the optimiser aside, which the runs within must share), so every run
+    computes what it would alone, without paying the compiles again."""
+    from relgraph_jax.train import programs as programs_lib
+    from relgraph_jax.train import trainer
+    programs, inits = {}, {}
+    build, init = programs_lib.build, trainer._init_graph_variants
+
+    def shared_build(cfg, batches, mesh, variant_batch):
+        key = (cfg.model, cfg.steps_per_epoch, cfg.bn_group_size, cfg.compute_dtype,
+               cfg.batch_spec, batches, mesh, variant_batch)
+        if key not in programs:
+            built = build(cfg, batches, mesh, variant_batch)
+            programs[key] = fast_programs(built) if fast else built
+        return programs[key]
+
+    def shared_init(config, graph, widths, seeds, sample):
+        key = (str(config.model), graph, tuple(widths), tuple(seeds), sample.shape)
+        if key not in inits:
+            inits[key] = init(config, graph, widths, seeds, sample)
+        return inits[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(programs_lib, "build", shared_build)
+        patch.setattr(trainer, "_init_graph_variants", shared_init)
+        yield
+
+
+def imagenet_train_image(image, size, rng):
+    """The paper's ImageNet train transform made whole with numpy: the uint8 crop of
+    `imagenet.train_crop` plus its lighting offset, float32 on the 0-255 scale. What a
+    stream's images + lighting (summed on the device in training) must equal."""
+    crop, offset = imagenet.train_crop(image, size, rng)
+    return crop.astype(np.float32) + offset

@@ -9,8 +9,8 @@ Speed: a bucket's programs are built once per configuration and shared by the te
 (`_setup`), and so are results that several tests check (`_trained`, `_precise_streamed`).
 Programs checked against numpy within tolerances compile with helpers.FAST; those compared
 bit for bit across device layouts keep XLA's default options, as the trainer runs them.
-While this module runs, compiled programs are also kept in a persistent compilation cache,
-so the trainer's second and third runs of one sweep load the programs the first compiled.
+The suite's compilation cache (tests/conftest.py) lets the trainer's second and third
+runs of one sweep load the programs the first compiled.
 """
 import dataclasses
 import functools
@@ -21,7 +21,6 @@ import types
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import optax
 import pytest
@@ -43,23 +42,6 @@ STEPS_PER_EPOCH = 4
 # The optimisers, by name, so that tests asking for the same one share compiled programs.
 TXS = {"sgd(1)": optax.sgd(1.0), "sgd(0.1)": optax.sgd(0.1),
        "momentum": optax.sgd(0.1, momentum=0.9)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache_dir(tmp_path_factory):
-    """A persistent compilation cache for this module's tests, restored afterwards: the
-    trainer builds new programs for every run, and identical ones then compile once."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    saved = {name: getattr(jax.config, name) for name in names}
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    compilation_cache.reset_cache()
-    compilation_cache.set_cache_dir(str(tmp_path_factory.mktemp("compilation_cache")))
-    yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 class TinyNet(nn.Module):
@@ -315,7 +297,8 @@ def test_precise_bn_of_resident_batches_matches_numpy():
     x_all = np.random.default_rng(2).integers(0, 256, (n,) + IMAGE).astype(np.uint8)
     y_all = np.zeros(n, np.int32)
     setup = _setup(4, "sgd(0.1)", fast=True)
-    ds = types.SimpleNamespace(x_train=x_all, y_train=y_all, x_test=x_all[:B], y_test=y_all[:B])
+    ds = types.SimpleNamespace(x_train=x_all, y_train=y_all, x_test=x_all[:B], y_test=y_all[:B],
+                               num_val=0)
     feed = feeds.ResidentFeed(ds, setup.shard, list(seeds), B, STEPS_PER_EPOCH)
     sweep = _sweep(setup, host, feed, resident=True)
     trainer.precise_bn(sweep, epoch, 2, 3)
@@ -336,22 +319,26 @@ def test_stream_feed_precise_bn_takes_the_epochs_first_batches():
     class FakeStream:
         num_test, opened, closed = 0, [], []
 
-        def train_batches(self, batch_size, seed, epoch, first_batch=0):
-            self.opened.append((seed, epoch, first_batch))
-            rng = np.random.default_rng([seed, epoch])
+        def train_batches(self, batch_size, seeds, epoch, first_batch=0, num_batches=None,
+                          process_index=0, process_count=1):
+            self.opened.append((tuple(seeds), epoch, first_batch, num_batches))
+            rngs = [np.random.default_rng([seed, epoch]) for seed in seeds]
+            shape = (len(seeds), batch_size)
             try:
                 while True:
-                    yield data_lib.Batch(rng.normal(size=(batch_size,) + IMAGE).astype(
-                        np.float32), np.zeros(batch_size, np.int32), np.ones(batch_size, bool))
+                    images = np.stack([r.normal(size=(batch_size,) + IMAGE) for r in rngs])
+                    yield data_lib.Batch(images.astype(np.float32), np.zeros(shape, np.int32),
+                                         np.ones(shape, bool),
+                                         np.zeros(shape + IMAGE[-1:], np.float32))
             finally:
-                self.closed.append(seed)
+                self.closed.append(tuple(seeds))
 
     stream, host = FakeStream(), _host_state(2, "sgd(0.1)")
     setup = _setup(4, "sgd(0.1)", fast=True)
     feed = feeds.StreamFeed(stream, setup.shard, [3, 7], B, B, steps_per_epoch=STEPS_PER_EPOCH)
     sweep = _sweep(setup, host, feed, resident=False)
     trainer.precise_bn(sweep, 9, 3, 8)
-    assert stream.opened == [(3, 9, 0), (7, 9, 0)] and sorted(stream.closed) == [3, 7]
+    assert stream.opened == [((3, 7), 9, 0, 3)] and stream.closed == [(3, 7)]
     out = mesh_lib.fetch(sweep.buckets[0].state)
     for v, seed in enumerate((3, 7)):
         rng = np.random.default_rng([seed, 9])

@@ -1,4 +1,5 @@
-"""relgraph_jax.data: sources, validation errors, on-device augmentation, ImageNet stream."""
+"""relgraph_jax.data: sources, validation errors, on-device augmentation, ImageNet stream
+(image folders, workers and processes: test_imagenet_input.py)."""
 import io
 
 import jax
@@ -10,6 +11,7 @@ from PIL import Image
 from relgraph_jax import data
 from relgraph_jax.data import imagenet, prepare_cifar10
 from relgraph_jax.data.testing import mock_tfds, write_arrays_npz
+from helpers import imagenet_train_image
 
 
 # ---- config blocks ------------------------------------------------------------------
@@ -76,7 +78,7 @@ def test_missing_file_names_path_and_command(tmp_path):
     (lambda a: a.update(y_train=a["y_train"][:-1]), "x_train has 12 images but y_train has 11"),
     (lambda a: a.update(y_test=a["y_test"].astype(np.float32)), "y_test must be 1-D integer"),
     (lambda a: a.update(x_test=np.zeros((6, 5, 4, 3), np.uint8)), "test images are (5, 4, 3)"),
-    (lambda a: a.update(y_train=a["y_train"] - 1), "labels must be >= 0, found -1"),
+    (lambda a: a.update(y_train=a["y_train"] - 1), "y_train holds label -1; labels must be >= 0"),
     (lambda a: a.update(classes=np.array(["a", "b"])), "label 2 is out of range for 2 classes"),
 ])
 def test_malformed_npz_is_named(tmp_path, change, fragment):
@@ -314,7 +316,7 @@ def test_lighting_constants_and_offset():
     np.testing.assert_allclose(imagenet.lighting_offset([1.0, 0.0, 0.0]),
                                0.2175 * 255 * imagenet.EIGVECS[:, 0], rtol=1e-6)
     constant = np.full((30, 20, 3), 100, np.uint8)
-    out = imagenet.train_transform(constant, 8, np.random.default_rng(0))
+    out = imagenet_train_image(constant, 8, np.random.default_rng(0))
     assert out.shape == (8, 8, 3) and out.dtype == np.float32
     shift = out - 100.0  # crop, resize and flip keep a constant image constant
     np.testing.assert_allclose(shift, np.broadcast_to(shift[0, 0], shift.shape), atol=1e-4)
@@ -332,35 +334,62 @@ def test_eval_transform_centre_crop():
 
 @pytest.fixture(scope="module")
 def imagenet_stream():
+    """The mocked tfds imagenet2012 (10 random examples per split) as a stream, decoded in
+    this process (workers=0), and the raw examples to check it against."""
+    import tensorflow_datasets as tfds
     with mock_tfds(num_examples=10):
-        yield data.open_stream({"source": "tfds", "name": "imagenet2012", "image_size": 16},
-                               workers=2)
+        spec = {"source": "tfds", "name": "imagenet2012", "image_size": 16, "workers": 0}
+        source = tfds.data_source("imagenet2012", split="train", download=False)
+        yield data.open_stream(spec), [source[i] for i in range(10)]
 
 
-def test_imagenet_train_batches(imagenet_stream):
-    stream = imagenet_stream
+def test_imagenet_train_batches_are_the_transformed_examples_of_each_seeds_order(imagenet_stream):
+    stream, examples = imagenet_stream
     assert (stream.num_train, stream.num_classes, stream.image_shape) == (10, 1000, (16, 16, 3))
-    batches = list(stream.train_batches(4, seed=0, epoch=0))
+    assert stream.classes[:2] == ("n01440764", "n01443537")  # tfds's label names
+    seeds = (0, 7)
+    batches = list(stream.train_batches(4, seeds, epoch=1))
     assert len(batches) == 2 == stream.steps_per_epoch(4)
-    for batch in batches:
-        assert batch.images.shape == (4, 16, 16, 3) and batch.images.dtype == np.float32
-        assert batch.labels.dtype == np.int32
-        assert np.all((batch.labels >= 0) & (batch.labels < 1000))
-    again = list(stream.train_batches(4, seed=0, epoch=0))
-    np.testing.assert_array_equal(again[1].images, batches[1].images)
-    other = next(iter(stream.train_batches(4, seed=0, epoch=1)))
-    assert not np.array_equal(other.images, batches[0].images)
-    halves = [next(iter(stream.train_batches(4, 0, 0, process_index=p, process_count=2)))
+    for b, batch in enumerate(batches):
+        assert batch.images.shape == (2, 4, 16, 16, 3) and batch.images.dtype == np.uint8
+        assert batch.lighting.shape == (2, 4, 3) and batch.lighting.dtype == np.float32
+        assert batch.labels.shape == (2, 4) and batch.labels.dtype == np.int32
+        # The train images: the uint8 crops plus their lighting (summed on the device).
+        images = batch.images.astype(np.float32) + batch.lighting[:, :, None, None, :]
+        for s, seed in enumerate(seeds):
+            order = np.asarray(data.epoch_order(seed, 1, 10))
+            for row, index in enumerate(order[b * 4:(b + 1) * 4]):
+                want = imagenet_train_image(np.asarray(examples[index]["image"]), 16,
+                                            np.random.default_rng([seed, 1, index]))
+                np.testing.assert_array_equal(images[s, row], want)
+                assert batch.labels[s, row] == examples[index]["label"]
+    # A resume at batch 1 makes batch 1 again; each of 2 processes makes its half of the rows.
+    resumed = next(iter(stream.train_batches(4, seeds, 1, first_batch=1)))
+    np.testing.assert_array_equal(resumed.images, batches[1].images)
+    np.testing.assert_array_equal(resumed.lighting, batches[1].lighting)
+    halves = [next(iter(stream.train_batches(4, seeds, 1, process_index=p, process_count=2)))
               for p in range(2)]
-    np.testing.assert_array_equal(np.concatenate([h.images for h in halves]), batches[0].images)
+    np.testing.assert_array_equal(np.concatenate([h.images for h in halves], 1),
+                                  batches[0].images)
+    with pytest.raises(ValueError, match="batch size 4 must be divisible by the 3 processes"):
+        next(iter(stream.train_batches(4, seeds, 1, process_index=0, process_count=3)))
 
 
 def test_imagenet_test_batches_pad_the_last(imagenet_stream):
-    batches = list(imagenet_stream.test_batches(4))
-    assert [b.valid.sum() for b in batches] == [4, 4, 2]
+    stream, examples = imagenet_stream  # mocked train and test splits hold the same examples
+    batches = list(stream.test_batches(4))
+    assert [b.valid.tolist() for b in batches] == [[True] * 4, [True] * 4, [True] * 2 + [False] * 2]
+    for i, example in enumerate(examples):
+        batch = batches[i // 4]
+        np.testing.assert_array_equal(batch.images[i % 4],
+                                      imagenet.eval_transform(np.asarray(example["image"]), 16))
+        assert batch.labels[i % 4] == example["label"]
     last = batches[-1]
     assert last.images.dtype == np.uint8 and last.images.shape == (4, 16, 16, 3)
     assert np.all(last.images[2:] == 0) and np.all(last.labels[2:] == 0)
+    second = list(stream.test_batches(4, process_index=1, process_count=2))
+    np.testing.assert_array_equal(second[-1].images, last.images[2:])
+    assert second[-1].valid.tolist() == [False, False]
 
 
 # ---- shared CIFAR-10 JPEG copy --------------------------------------------------------

@@ -1,9 +1,10 @@
-"""One training step and one evaluation of every model family, on tfds mock data.
+"""One training step and one evaluation of every model family.
 
-CIFAR-10 (the MLP) goes through the resident path, ImageNet (the rest) through the
-streaming path; models are shrunk (few nodes, narrow, one block per stage, 32x32 images)
-so each compiles in seconds. Uses the experiment configs themselves, so their recipe
-blocks are exercised too.
+CIFAR-10 (the MLP) goes through the resident path on tfds mock data; the ImageNet families
+stream from an image folder (source="imagefolder", small generated JPEG and PNG files;
+the tfds ImageNet stream is checked in test_data.py); models are shrunk (few nodes,
+narrow, one block per stage, 32x32 crops) so each compiles in seconds. Uses the
+experiment configs themselves, so their recipe blocks are exercised too.
 """
 import importlib
 
@@ -12,6 +13,7 @@ import pytest
 
 from relgraph_jax import budget, models, results
 from relgraph_jax.data import testing as data_testing
+from relgraph_jax.data.testing import write_image_folder
 from relgraph_jax.train import trainer
 from helpers import fast_trainer_compiles
 
@@ -31,28 +33,33 @@ FAMILIES = {
 }
 
 
-NUM_EXAMPLES = 8  # in each split of the mock data sets
+NUM_EXAMPLES = 8  # in each split of the mock data sets and of the image folder
 
 
 @pytest.fixture(scope="module")
-def mock_tfds():
+def data_sets(tmp_path_factory):
+    """Mock tfds, and an image folder of 4 classes x 2 images per split (36x44, JPEG and
+    PNG); the ImageNet families read it in this process (workers=0)."""
+    folder = write_image_folder(tmp_path_factory.mktemp("imagenet") / "folder",
+                                classes=("a", "b", "c", "d"), per_class=(2, 2), shape=(36, 44))
     # The trainer's programs compile with fast options: what is checked here (one step and
     # evaluation of each family, the recorded widths and errors) does not depend on them.
     with data_testing.mock_tfds(num_examples=NUM_EXAMPLES), fast_trainer_compiles():
-        yield
+        yield folder
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
-def test_one_step_of_every_family_on_mock_tfds(name, mock_tfds, tmp_path):
+def test_one_step_of_every_family(name, data_sets, tmp_path):
     nodes, width, shrink = FAMILIES[name]
     config = importlib.import_module(f"experiments.configs.{name}").get_config()
     config.model.update(dict(nodes=nodes, width=width, **shrink))
     config.graphs = f"ws:n={nodes},k={4 if nodes == 6 else 2},p=0.3,seed=1;complete:n={nodes}"
     config.seeds = 1
-    config.data.source = "tfds"
-    config.data.path = None
     if config.data.name == "imagenet2012":
-        config.data.image_size = 32
+        config.data.update(dict(source="imagefolder", path=data_sets, image_size=32, workers=0))
+    else:
+        config.data.source = "tfds"
+        config.data.path = None
     config.input_shape = (32, 32, 3)
     # BatchNorm over 2 groups of 4 and precise BN from the one batch: both run in each path.
     config.train.update(dict(batch_size=8, epochs=1, eval_batch_size=8, steps_per_call=1,

@@ -16,6 +16,7 @@ from experiments.configs import quickstart
 from relgraph_jax import results
 from relgraph_jax.train import programs as programs_lib
 from relgraph_jax.train import trainer
+from helpers import shared_trainer_compiles
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAPHS = "paper:n16_48/0;paper:n16_48/42;complete:n=16"
@@ -44,6 +45,15 @@ def _key(r):
 
 def _records(workdir):
     return sorted(results.read_records(os.path.join(workdir, results.RESULTS_FILE)), key=_key)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_compiles():
+    """Every run here trains the same sweep's models with the same optimiser: each
+    program is compiled once (with XLA's defaults: several checks are bitwise across
+    device layouts), each graph initialised once."""
+    with shared_trainer_compiles(fast=False):
+        yield
 
 
 @pytest.fixture(scope="module")

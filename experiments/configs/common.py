@@ -6,6 +6,7 @@ and `runlocal(config)` for its small smoke variant (`--config=FILE.py:runlocal`)
 from __future__ import annotations
 
 import ml_collections
+from ml_collections import config_dict
 
 from relgraph_jax import models
 
@@ -15,16 +16,44 @@ DIGITS_SHAPE = (8, 8, 1)
 
 
 def cifar10_data() -> ml_collections.ConfigDict:
-    """CIFAR-10 from the shared .npz copy; random crop 32 with 4-pixel padding and flip."""
+    """CIFAR-10 from the shared .npz copy; random crop 32 with 4-pixel padding and flip.
+    `validation_size`: training examples held out for a live search's ranking (0: none)."""
     return ml_collections.ConfigDict(dict(
         source="arrays", name="cifar10", path="data_cache/cifar10.npz", augment=True,
-        crop_pad=4, flip=True))
+        crop_pad=4, flip=True, validation_size=0))
 
 
 def imagenet_data() -> ml_collections.ConfigDict:
-    """ImageNet streamed from tfds; training crops 224 with flips, test centre crop 224."""
+    """ImageNet, streamed; training crops 224 with flips, test centre crop 224.
+
+    Two sources (docs/data.md): tfds (prepared in the array_record format; `tfds_data_dir`
+    where it lives, None: tfds's default) or, with `source="imagefolder"`, the usual
+    folders: `path` holding train/ and val/ with one subfolder per class. `workers`
+    decoding processes per host (None: the usable cores, at most 16: each is a process
+    importing jax, and evaluation starts a second pool), `prefetch` chunks ahead each.
+    (A validation split of the stream is not supported yet: validation_size stays 0.)
+    """
     return ml_collections.ConfigDict(dict(
-        source="tfds", name="imagenet2012", augment=True, flip=True, image_size=224))
+        source="tfds", name="imagenet2012", path=config_dict.placeholder(str),
+        tfds_data_dir=config_dict.placeholder(str), augment=True, flip=True, image_size=224,
+        workers=config_dict.placeholder(int), prefetch=2, validation_size=0))
+
+
+def digits_data() -> ml_collections.ConfigDict:
+    """scikit-learn's bundled 8x8 digits (offline), not augmented: crops and flips change
+    what a digit means."""
+    return ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False,
+                                          validation_size=0))
+
+
+def search() -> ml_collections.ConfigDict:
+    """The live search, off by default (docs/search.md). policy="halving": successive
+    halving over the graphs; after the evaluations at epochs first_rung * eta**k the best
+    1/eta of the graphs (at least keep_at_least; the complete graph too with
+    keep_complete) keep training, ranked by their mean `metric` over seeds: "val_error"
+    (needs data.validation_size > 0) or "test_error" (the paper's protocol)."""
+    return ml_collections.ConfigDict(dict(policy="none", eta=3, first_rung=3, keep_at_least=1,
+                                          keep_complete=False, metric="val_error"))
 
 
 def train(*, batch_size: int, epochs: int, lr: float, weight_decay: float,
@@ -78,6 +107,7 @@ def experiment(model_name: str, *, graphs: str, seeds: int, input_shape: tuple,
     config.train = train_cfg
     config.mesh = ml_collections.ConfigDict(dict(data=1, devices=0))
     config.grid = ml_collections.ConfigDict(dict(lr=(), weight_decay=()))
+    config.search = search()
     return config
 
 
@@ -88,7 +118,7 @@ def runlocal(config: ml_collections.ConfigDict, graphs: str) -> ml_collections.C
     config.seeds = 1
     config.input_shape = DIGITS_SHAPE
     config.model.num_classes = 10
-    config.data = ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False))
+    config.data = digits_data()
     config.train.batch_size = 32
     config.train.epochs = 1
     config.train.eval_batch_size = 100

@@ -4,9 +4,18 @@ Recipe: batch 512, lr 0.2 cosine over 100 epochs, weight decay 5e-5, swish, SE 0
 BatchNorm statistics over groups of 64 images (8 GPUs, unsynchronised), precise BN from
 1024 training images after every epoch.
 
-Launch:
+Launch (tfds imagenet2012; elsewhere than tfds's default: --config.data.tfds_data_dir=DIR):
   python -m experiments.main --config=experiments/configs/efficientnet_b0_imagenet.py \
       --workdir=runs/efficientnet_b0_imagenet
+From the usual folders (PATH/train/<class>/*.JPEG, PATH/val/<class>/*; docs/data.md):
+  python -m experiments.main --config=experiments/configs/efficientnet_b0_imagenet.py \
+      --workdir=runs/efficientnet_b0_imagenet \
+      --config.data.source=imagefolder --config.data.path=PATH
+Every host of a TPU VM slice (the data and the workdir on disks all hosts see):
+  gcloud compute tpus tpu-vm ssh TPU --zone=ZONE --worker=all --command='cd ~/relgraph_jax \
+      && ./run.sh --config=experiments/configs/efficientnet_b0_imagenet.py --coordinator=auto \
+      --workdir=/mnt/shared/runs/efficientnet_b0_imagenet \
+      --config.data.source=imagefolder --config.data.path=/mnt/imagenet'
 Describe (graphs, C, L, widths, MACs; no data, no compiling):
   python -m experiments.describe --config=experiments/configs/efficientnet_b0_imagenet.py
 Smoke run (bundled digits, two graphs, one epoch):

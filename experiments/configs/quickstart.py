@@ -14,8 +14,6 @@ The MLP is the paper's 5-layer MLP scaled to the tiny inputs: 64 -> 128 stem, th
 graph layers budget-matched to a 128-wide complete graph, 10-way head. Digits are not
 augmented (crops and flips change what a digit means).
 """
-import ml_collections
-
 from experiments.configs import common
 
 
@@ -23,7 +21,7 @@ def get_config(arg=None):
     arg = common.get_arg(arg)
     config = common.experiment(
         "mlp", graphs="paper:n64_52;complete:n=64", seeds=1, input_shape=common.DIGITS_SHAPE,
-        data=ml_collections.ConfigDict(dict(source="digits", name="digits", augment=False)),
+        data=common.digits_data(),
         train_cfg=common.train(batch_size=64, epochs=6, lr=0.1, weight_decay=5e-4,
                                eval_batch_size=360, variant_batch=0))
     config.model.stem_width = 128

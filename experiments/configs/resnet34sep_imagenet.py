@@ -1,8 +1,17 @@
 r"""ResNet-34-sep (separable convs) on ImageNet: the 52-graph set + the complete graph, 3 seeds.
 
-Launch:
+Launch (tfds imagenet2012; elsewhere than tfds's default: --config.data.tfds_data_dir=DIR):
   python -m experiments.main --config=experiments/configs/resnet34sep_imagenet.py \
       --workdir=runs/resnet34sep_imagenet
+From the usual folders (PATH/train/<class>/*.JPEG, PATH/val/<class>/*; docs/data.md):
+  python -m experiments.main --config=experiments/configs/resnet34sep_imagenet.py \
+      --workdir=runs/resnet34sep_imagenet \
+      --config.data.source=imagefolder --config.data.path=PATH
+Every host of a TPU VM slice (the data and the workdir on disks all hosts see):
+  gcloud compute tpus tpu-vm ssh TPU --zone=ZONE --worker=all --command='cd ~/relgraph_jax \
+      && ./run.sh --config=experiments/configs/resnet34sep_imagenet.py --coordinator=auto \
+      --workdir=/mnt/shared/runs/resnet34sep_imagenet \
+      --config.data.source=imagefolder --config.data.path=/mnt/imagenet'
 Describe (graphs, C, L, widths, MACs; no data, no compiling):
   python -m experiments.describe --config=experiments/configs/resnet34sep_imagenet.py
 Smoke run (bundled digits, two graphs, one epoch):

@@ -16,8 +16,10 @@ from typing import Iterable
 
 import numpy as np
 
+from relgraph_jax import graphs
 from relgraph_jax.results import (ResultsIndex, index_results, name_some, read_rows,
                                   schema_problem)
+from relgraph_jax.train.workdir import CONFIG_FILE
 
 COMPLETE_PREFIX = "complete:"
 
@@ -69,7 +71,7 @@ def _problem(record, variant: int, epoch: int) -> str | None:
         return "is not a JSON object"
     if record.get("variant") != variant or record.get("epoch") != epoch:
         return "does not match the index"
-    if record.get("status", "ok") != "ok":
+    if record.get("status", "ok") not in ("ok", "pruned"):
         return None
     return schema_problem(record)
 
@@ -94,6 +96,20 @@ def _listed(configurations) -> str:
                      for m, h, n in configurations)
 
 
+def _choice_hint(configurations) -> str:
+    """How to analyse one configuration of a mix: --hparams selects hyper-parameters
+    within one model; records of several models never share a plane (their errors are
+    not comparable), and no option selects a model."""
+    models = sorted({str(m) for m, _, _ in configurations})
+    if len(models) > 1:
+        return (f"Records of several models ({', '.join(models)}) cannot be analysed together "
+                "and no option selects a model: move each model's records into a workdir of "
+                "its own (a workdir made by one config holds one model).")
+    hparams = next(h for _, h, _ in configurations if h)  # they differ, so one has some
+    example = ",".join(f"{k}={v}" for k, v in sorted(hparams.items()))
+    return f"Choose one with hparams (--hparams={example})."
+
+
 def _one_configuration(records: list[dict], hparams: dict | None,
                        notes: list[str]) -> tuple[list[dict], str | None, dict]:
     """The records of one (model, hparams): a mix cannot share one (C, L) plane, so a
@@ -116,7 +132,7 @@ def _one_configuration(records: list[dict], hparams: dict | None,
         records, configurations = chosen, _configurations(chosen)
     if len(configurations) > 1:
         raise ValueError(f"results mix {len(configurations)} configurations: "
-                         f"{_listed(configurations)}. Choose one with hparams (--hparams).")
+                         f"{_listed(configurations)}. {_choice_hint(configurations)}")
     model, chosen_hparams, _ = configurations[0] if configurations else (None, {}, 0)
     return records, model, chosen_hparams
 
@@ -137,45 +153,113 @@ def _seed_notes(graph: np.ndarray, seed: np.ndarray) -> list[str]:
             f"{name_some(named)}"]
 
 
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    """What WORKDIR/config.json says the sweep holds: variants = graphs x settings x seeds
+    (ids 0..variants-1), each evaluated up to `epochs`."""
+    graphs: int
+    settings: int
+    seeds: int
+    epochs: int
+
+    @property
+    def variants(self) -> int:
+        return self.graphs * self.settings * self.seeds
+
+
+def declared(workdir: str) -> Declared | None:
+    """The sweep WORKDIR/config.json declares; None without a trainer's config there (e.g.
+    imported runs), so that completeness is judged from the records alone."""
+    try:
+        with open(os.path.join(workdir, CONFIG_FILE)) as f:
+            config = json.load(f)
+        grid = config.get("grid") or {}
+        settings = math.prod(len(grid.get(name) or ()) or 1 for name in ("lr", "weight_decay"))
+        return Declared(graphs.count(config["graphs"]), settings, int(config["seeds"]),
+                        int(config["train"]["epochs"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _completeness_notes(expected: Declared | None, index: ResultsIndex,
+                        epoch: int | None) -> list[str]:
+    """What is missing against the declared sweep: variants without any record, and (for
+    each variant's last epoch) epochs the records have not reached yet."""
+    if expected is None:
+        return []
+    notes = []
+    have = np.intersect1d(np.unique(index.variant), np.arange(expected.variants))
+    if len(have) < expected.variants:
+        none = np.setdiff1d(np.arange(expected.variants), have)
+        notes.append(f"incomplete: {len(have)} of the {expected.variants} variants config.json "
+                     f"declares ({expected.graphs} graphs x {expected.settings} settings x "
+                     f"{expected.seeds} seeds) have records; none yet for variant "
+                     f"{name_some(none.tolist())}")
+    reached = int(index.epoch.max(initial=0))
+    if epoch is None and len(have) and reached < expected.epochs:
+        notes.append(f"incomplete: the records reach epoch {reached} of the {expected.epochs} "
+                     "config.json declares (train.epochs)")
+    return notes
+
+
+def _distinct_runs(records: list[dict], notes: list[str]) -> list[dict]:
+    """One record per (graph, seed, hyper-parameters): a second variant of the same run
+    (a graph listed twice in a config) would count as one more seed in the statistics."""
+    first, kept, repeats = {}, [], []
+    for r in records:
+        key = (r["graph"], r["seed"], json.dumps(r.get("hparams") or {}, sort_keys=True))
+        if key in first:
+            repeats.append(f"{r['variant']} (as variant {first[key]})")
+            continue
+        first[key] = r["variant"]
+        kept.append(r)
+    if repeats:
+        notes.append(f"{len(repeats)} variant(s) repeat the graph, seed and hyper-parameters of "
+                     f"another and are not counted as more seeds: variant {name_some(repeats)}")
+    return kept
+
+
 def _column(records: list[dict], key: str, dtype, missing=-1) -> np.ndarray:
     return np.array([missing if r.get(key) is None else r[key] for r in records], dtype=dtype)
 
 
 def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None = None) -> Runs:
     """One record per variant: its last epoch, or `epoch` (variants without it are named);
-    with `hparams`, only the variants whose hyper-parameters have those values."""
+    with `hparams`, only the variants whose hyper-parameters have those values.
+
+    A variant a live search pruned (status "pruned", its last record, at a rung) stopped
+    before the end: it is left out of the last epochs (and named), but its record counts
+    at its own epoch, whose evaluation it holds."""
     if epoch is not None and (not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool)
                               or epoch < 0):
         raise ValueError(f"epoch must be a non-negative int or None (each variant's last), "
                          f"got {epoch!r}")
     if hparams is not None and not isinstance(hparams, dict):
         raise TypeError(f"hparams must be a dict of name -> value or None, got {hparams!r}")
-    notes = list(index.notes)
+    expected = declared(os.path.dirname(index.path))
+    notes = list(index.notes) + _completeness_notes(expected, index, epoch)
     rows, last_epoch, repeats = _latest_rows(index)
     if repeats:
         notes.append(f"{repeats} record(s) repeat a (variant, epoch) already written; "
                      "the last one written was kept")
     variants = np.unique(index.variant)
+    behind = []  # (variant, epoch) of last records before the final epoch (epoch=None)
     if epoch is None:
         rows = rows[last_epoch]
         final = int(index.epoch.max(initial=0))
-        behind = rows[index.epoch[rows] < final]
-        if len(behind):
-            named = [f"{v} (at epoch {e})"
-                     for v, e in zip(index.variant[behind], index.epoch[behind])]
-            notes.append(f"{len(behind)} of {len(rows)} variants have not reached epoch {final} "
-                         f"yet and are shown at their last epoch: variant {name_some(named)}")
+        late = rows[index.epoch[rows] < final]
+        behind = list(zip(index.variant[late].tolist(), index.epoch[late].tolist()))
     else:
         rows = rows[index.epoch[rows] == epoch]
         absent = np.setdiff1d(variants, index.variant[rows])
         if len(absent):
             notes.append(f"{len(absent)} of {len(variants)} variants have no record at epoch "
                          f"{epoch}: variant {name_some(absent.tolist())}")
-    if len(variants):
+    if len(variants) and expected is None:  # else named against the declared variants
         never = np.setdiff1d(np.arange(variants.min(), variants.max() + 1), variants)
         if len(never):
             notes.append(f"variant ids {name_some(never.tolist())} have no record at all")
-    kept, broken, failed, diverged = [], [], [], []
+    kept, broken, failed, diverged, pruned = [], [], [], [], []
     for row, record in zip(rows, read_rows(index, rows)):
         v, e = int(index.variant[row]), int(index.epoch[row])
         problem = _problem(record, v, e)
@@ -185,21 +269,33 @@ def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None =
                           epoch, hparams)
         if problem:
             broken.append(f"{v} at epoch {e} {problem}")
-        elif record.get("status", "ok") != "ok":
+        elif record.get("status") == "pruned" and epoch is None:
+            pruned.append((v, e))
+        elif record.get("status", "ok") not in ("ok", "pruned"):
             failed.append(f"{v} ({record.get('graph')}, seed {record.get('seed')}: "
                           f"{record.get('failure') or record.get('status')})")
         elif not math.isfinite(record["test_error"]):
             diverged.append(f"{v} ({record['graph']}, seed {record['seed']})")
         else:
             kept.append(record)
+    stopped = set(pruned)
+    behind = [(v, e) for v, e in behind if (v, e) not in stopped]
+    if behind:
+        notes.append(f"{len(behind)} of {len(rows)} variants have not reached epoch {final} yet "
+                     f"and are shown at their last epoch: variant "
+                     f"{name_some([f'{v} (at epoch {e})' for v, e in behind])}")
     if broken:
         notes.append(f"{len(broken)} record(s) are unusable: variant {name_some(broken)}")
     if failed:
         notes.append(f"{len(failed)} variant(s) failed and are left out: {name_some(failed)}")
+    if pruned:
+        notes.append(f"{len(pruned)} variant(s) were stopped by the live search (status "
+                     f"pruned, search.jsonl) and are left out: variant "
+                     f"{name_some([f'{v} (at epoch {e})' for v, e in pruned])}")
     if diverged:
         notes.append(f"{len(diverged)} variant(s) have a non-finite test error and are left "
                      f"out: {name_some(diverged)}")
-    kept, model, hparams = _one_configuration(kept, hparams, notes)
+    kept, model, hparams = _one_configuration(_distinct_runs(kept, notes), hparams, notes)
     graph = np.array([r["graph"] for r in kept], dtype=str)
     seed = _column(kept, "seed", np.int64)
     notes.extend(_seed_notes(graph, seed))

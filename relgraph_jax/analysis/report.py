@@ -77,9 +77,11 @@ def _overview(runs: loading.Runs, table: stats.GraphTable, command: str | None,
     return _Section("Overview", lines)
 
 
-def _data_status(notes) -> _Section:
+def _data_status(notes, expected: loading.Declared | None) -> _Section:
     if not notes:
-        return _Section("Data status", ["Complete: every variant has a usable record at the "
+        which = (f"all {expected.variants} variants config.json declares" if expected else
+                 "every variant in results.jsonl (no config.json says how many to expect)")
+        return _Section("Data status", [f"Complete: {which} have a usable record at the "
                                         "epoch shown and every graph has every seed."])
     return _Section("Data status", ["Gaps in the data (the analysis uses what is there):", ""]
                     + [f"- {n}" for n in notes])
@@ -271,6 +273,16 @@ _METHOD = [
 ]
 
 
+def _check_folder(out: str) -> None:
+    """`out` is a folder or can become one: checked before anything is read or written."""
+    path = os.path.abspath(out)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"out={out!r}: {path!r} is a file, not a folder; give --out a folder "
+                         "for REPORT.md and the figures (created if missing)")
+
+
 def write_report(workdir: str, out: str | None = None, compare: str | None = None,
                  epoch: int | None = None, hparams: dict | None = None,
                  command: str | None = None, reference: str | None = None,
@@ -282,18 +294,19 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
     paper's std, best graph and grids instead of the project's (`analysis.paper`).
     Returns REPORT.md's path."""
     began = time.perf_counter()
+    out = out or os.path.join(workdir, "report")
+    _check_folder(out)
     index = results.index_results(workdir)
     runs = loading.select(index, epoch, hparams)
     compare_runs = loading.load(compare) if compare is not None else None
     matched = (reference_run.match(runs, loading.load(reference, reference_epoch))
                if reference is not None else None)
     choice = paper.choices_for(runs) if paper_choices and len(runs) else paper.PROJECT
-    out = out or os.path.join(workdir, "report")
     os.makedirs(out, exist_ok=True)
     table = stats.per_graph(runs, choice.ddof)
     baseline = stats.complete_vs_best(table, choice.best)
     marks = brain.brain_points()
-    sections = [_data_status(runs.notes), _baseline(baseline)]
+    sections = [_data_status(runs.notes, loading.declared(workdir)), _baseline(baseline)]
     summary = {"workdir": runs.workdir, "epoch": runs.epoch, "runs": len(runs),
                "graphs": len(table), "notes": list(runs.notes),
                "complete": baseline.complete, "best": baseline.best, "gain": baseline.gain}

@@ -31,6 +31,9 @@ class Dataset:
     mean: np.ndarray  # (C,) float32, 0-255 scale
     std: np.ndarray   # (C,) float32, 0-255 scale
     name: str
+    # Training examples held out for validation (data/validation.py); None: no split.
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -40,6 +43,10 @@ class Dataset:
     @property
     def num_train(self) -> int:
         return len(self.y_train)
+
+    @property
+    def num_val(self) -> int:
+        return 0 if self.y_val is None else len(self.y_val)
 
     @property
     def num_test(self) -> int:
@@ -78,10 +85,11 @@ def check_layout(layout: Mapping[str, tuple[tuple[int, ...], np.dtype]], where: 
 def check_labels(y_train: np.ndarray, y_test: np.ndarray, num_classes: int | None,
                  where: str) -> int:
     """Checks labels lie in [0, num_classes); returns num_classes (max label + 1 if unknown)."""
-    low = min(int(y_train.min()), int(y_test.min()))
+    for name, labels in (("y_train", y_train), ("y_test", y_test)):
+        if int(labels.min()) < 0:
+            raise ValueError(f"{where}: {name} holds label {int(labels.min())}; labels must "
+                             "be >= 0")
     high = max(int(y_train.max()), int(y_test.max()))
-    if low < 0:
-        raise ValueError(f"{where}: labels must be >= 0, found {low}")
     if num_classes is None:
         return high + 1
     if high >= num_classes:

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from relgraph_jax.data import arrays, digits, tfds_source
+from relgraph_jax.data import arrays, digits, imagefolder, stream, tfds_source, validation
 from relgraph_jax.data.dataset import Dataset
-from relgraph_jax.data.imagenet import ImageNetStream
 from relgraph_jax.data.spec import DataSpec, parse
 
-_MODULES = {"arrays": arrays, "digits": digits, "tfds": tfds_source}
+_MODULES = {"arrays": arrays, "digits": digits, "tfds": tfds_source, "imagefolder": imagefolder}
 
 
 def validate(data_cfg: Any) -> DataSpec:
-    """Cheap checks (config, paths, npz headers, labels, tfds metadata); returns the spec.
+    """Cheap checks (config, paths, npz headers, labels, tfds metadata, image-folder
+    layout); returns the spec.
 
     Raises ValueError/TypeError naming the bad value and what is allowed; a data set
     that is not on disk raises DataNotFoundError (a FileNotFoundError and a ValueError)
@@ -24,9 +24,10 @@ def validate(data_cfg: Any) -> DataSpec:
 
 
 def load(data_cfg: Any) -> Dataset:
-    """The whole data set in host memory: uint8 NHWC images, int32 labels, mean/std."""
+    """The whole data set in host memory: uint8 NHWC images, int32 labels, mean/std; with
+    `validation_size`, that many training examples held out as x_val / y_val."""
     spec = parse(data_cfg)
-    return _MODULES[spec.source].load(spec)
+    return validation.hold_out(_MODULES[spec.source].load(spec), spec.validation_size)
 
 
 def is_streaming(data_cfg: Any) -> bool:
@@ -34,11 +35,12 @@ def is_streaming(data_cfg: Any) -> bool:
     return parse(data_cfg).streaming
 
 
-def open_stream(data_cfg: Any, workers: int = 8, prefetch: int = 2) -> ImageNetStream:
-    """Train/eval batch iterators for a streaming data set (imagenet2012)."""
+def open_stream(data_cfg: Any) -> stream.ImageStream:
+    """Train/eval batch iterators of a streamed data set (tfds imagenet2012, an image
+    folder), made by `data.workers` grain processes."""
     spec = parse(data_cfg)
     if not spec.streaming:
         raise ValueError(f"{spec.name!r} (source={spec.source!r}) is held in memory: use "
-                         f"relgraph_jax.data.load(data_cfg); streaming data sets: "
-                         f"imagenet2012 (source='tfds')")
-    return ImageNetStream(spec, workers=workers, prefetch=prefetch)
+                         f"relgraph_jax.data.load(data_cfg); streamed data sets: "
+                         f"imagenet2012 (source='tfds') and source='imagefolder'")
+    return stream.open_stream(spec)

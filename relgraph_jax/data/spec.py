@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 from typing import Any, Mapping
 
 from relgraph_jax.data.augment import CROP_STYLES
 
-SOURCES = ("arrays", "tfds", "digits")
+SOURCES = ("arrays", "tfds", "digits", "imagefolder")
 TFDS_NAMES = ("cifar10", "imagenet2012", "fashion_mnist", "mnist")
 STREAMING_NAMES = ("imagenet2012",)
+# The default data.workers: the usable cores, at most this many. Each worker is a spawned
+# process that imports jax and holds a copy of the file list, and every evaluation starts
+# a second pool: one per core of a 240-vCPU TPU v4 host would be hundreds of processes.
+# A host that needs more decoders sets data.workers (benchmarks/input.py measures the rate
+# per worker).
+DEFAULT_WORKERS_CAP = 16
 FIELDS = ("source", "name", "path", "augment", "crop_pad", "crop_style", "flip", "image_size",
-          "tfds_data_dir", "train_split", "test_split")
+          "tfds_data_dir", "train_split", "test_split", "validation_size", "workers",
+          "prefetch")
 PREPARE_CIFAR10 = "python -m relgraph_jax.data.prepare_cifar10 --out data_cache/cifar10.npz"
 
 
@@ -37,11 +45,22 @@ class DataSpec:
     train_split: str
     test_split: str
     crop_style: str = "graph2nn"  # see augment.CROP_STYLES
+    validation_size: int = 0  # training examples held out for validation (data/validation.py)
+    # Streams: decoding worker processes (0: a thread of the trainer; `parse` fills in
+    # `default_workers()` when the config leaves it unset) and chunks each keeps ready.
+    workers: int = 0
+    prefetch: int = 2
 
     @property
     def streaming(self) -> bool:
         """True for data sets read batch by batch from disk rather than held in memory."""
-        return self.source == "tfds" and self.name in STREAMING_NAMES
+        return is_streamed(self.source, self.name)
+
+
+def is_streamed(source: str, name: str) -> bool:
+    """Whether the data set `name` of `source` is streamed: every image folder, and the
+    tfds data sets too large to hold in memory (STREAMING_NAMES)."""
+    return source == "imagefolder" or (source == "tfds" and name in STREAMING_NAMES)
 
 
 def parse(data_cfg: Any) -> DataSpec:
@@ -61,9 +80,9 @@ def parse(data_cfg: Any) -> DataSpec:
         raise ValueError(f"unknown data source {source!r}; allowed: {list(SOURCES)}"
                          + _source_hint(source))
     name, path, tfds_data_dir = get("name"), get("path"), get("tfds_data_dir")
-    if source != "arrays" and path:
-        raise ValueError(f"data.path={path!r} is only used with source='arrays', "
-                         f"not source={source!r}")
+    if source not in ("arrays", "imagefolder") and path:
+        raise ValueError(f"data.path={path!r} is only used with source='arrays' or "
+                         f"'imagefolder', not source={source!r}")
     if source != "tfds" and tfds_data_dir:
         raise ValueError(f"data.tfds_data_dir={tfds_data_dir!r} is only used with "
                          f"source='tfds', not source={source!r}")
@@ -82,7 +101,9 @@ def parse(data_cfg: Any) -> DataSpec:
         if not isinstance(path, str) or not path:
             raise ValueError(f"source='arrays' needs data.path to an .npz file, got "
                              f"path={path!r}; for the shared CIFAR-10 copy run "
-                             f"`{PREPARE_CIFAR10}`")
+                             f"`{PREPARE_CIFAR10}`" if source == "arrays" else
+                             f"source='imagefolder' needs data.path to a folder with train/ "
+                             f"and val/ subfolders of class folders, got path={path!r}")
         if name in (None, ""):
             name = _stem(path)
         if not isinstance(name, str):
@@ -91,22 +112,58 @@ def parse(data_cfg: Any) -> DataSpec:
     image_size = get("image_size")
     if image_size is not None:
         image_size = _int(image_size, "image_size", minimum=1)
-    default_test = "validation" if name == "imagenet2012" else "test"
+    default_test = ("val" if source == "imagefolder" else
+                    "validation" if name == "imagenet2012" else "test")
     train_split = _text(get("train_split") or "train", "train_split")
     test_split = _text(get("test_split") or default_test, "test_split")
     crop_style = get("crop_style", "graph2nn")
     if crop_style not in CROP_STYLES:
         raise ValueError(f"data.crop_style={crop_style!r}: allowed {list(CROP_STYLES)}")
-    if source != "tfds" and (train_split, test_split) != ("train", "test"):
-        raise ValueError(f"train_split/test_split are only used with source='tfds', got "
-                         f"{train_split!r}/{test_split!r} for source={source!r}")
-    return DataSpec(source=source, name=name, path=path if source == "arrays" else None,
+    if source not in ("tfds", "imagefolder") and (train_split, test_split) != ("train", "test"):
+        raise ValueError(f"train_split/test_split are only used with source='tfds' or "
+                         f"'imagefolder', got {train_split!r}/{test_split!r} for "
+                         f"source={source!r}")
+    workers, prefetch = get("workers"), get("prefetch")
+    if not is_streamed(source, name) and (workers, prefetch) != (None, None):
+        raise ValueError(f"data.workers/data.prefetch ({workers!r}/{prefetch!r}) are only used "
+                         f"by streamed data sets (source='imagefolder', tfds imagenet2012), "
+                         f"not {name!r}")
+    workers = default_workers() if workers is None else _int(workers, "workers", minimum=0)
+    prefetch = 2 if prefetch is None else _int(prefetch, "prefetch", minimum=1)
+    return DataSpec(source=source, name=name,
+                    path=path if source in ("arrays", "imagefolder") else None,
                     augment=_bool(get("augment", True), "augment"),
                     crop_pad=_int(get("crop_pad", 4), "crop_pad", minimum=0),
                     crop_style=crop_style,
                     flip=_bool(get("flip", True), "flip"), image_size=image_size,
                     tfds_data_dir=tfds_data_dir or None,
-                    train_split=train_split, test_split=test_split)
+                    train_split=train_split, test_split=test_split,
+                    validation_size=_validation_size(get("validation_size", 0), source, name),
+                    workers=workers, prefetch=prefetch)
+
+
+def _validation_size(value: Any, source: str, name: str) -> int:
+    """Held-out training examples: resident data sets only, for now."""
+    size = _int(value, "validation_size", minimum=0)
+    if size and is_streamed(source, name):
+        raise ValueError(f"data.validation_size={size}: a validation split of the streamed "
+                         f"{name} is not supported yet; set data.validation_size=0 (and "
+                         "search.metric='test_error' for a search)")
+    return size
+
+
+def default_workers() -> int:
+    """data.workers when the config leaves it unset: the usable cores, at most
+    DEFAULT_WORKERS_CAP."""
+    return min(usable_cores(), DEFAULT_WORKERS_CAP)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _source_hint(value: Any) -> str:
@@ -121,7 +178,7 @@ def _source_hint(value: Any) -> str:
 
 
 def _stem(path: str) -> str:
-    base = path.replace("\\", "/").rsplit("/", 1)[-1]
+    base = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
     return base[:-4] if base.endswith(".npz") else base
 
 

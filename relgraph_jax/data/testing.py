@@ -1,4 +1,5 @@
-"""Test helpers: a mocked tfds (no TensorFlow, no files) and small arrays-format files."""
+"""Test helpers: a mocked tfds (no TensorFlow, no files), small arrays-format files and
+image folders."""
 from __future__ import annotations
 
 import contextlib
@@ -36,3 +37,38 @@ def write_arrays_npz(path: str | os.PathLike, num_train: int = 32, num_test: int
     }
     np.savez(path, **arrays)
     return str(path)
+
+
+def photo_like(rng: np.random.Generator, height: int, width: int,
+               noise: float = 20.0) -> np.ndarray:
+    """A uint8 RGB image with photographic statistics: smooth colour gradients and waves
+    plus pixel noise of std `noise` (at 500x375 and JPEG quality 90 about 100 KB, the
+    size of a typical ImageNet photograph)."""
+    yy, xx = np.meshgrid(np.linspace(0, 1, height), np.linspace(0, 1, width), indexing="ij")
+    channels = []
+    for _ in range(3):
+        a, b, c = rng.uniform(40, 215), rng.uniform(-60, 60), rng.uniform(-60, 60)
+        fy, fx, phase = rng.uniform(0.5, 3), rng.uniform(0.5, 3), rng.uniform(0, 2 * np.pi)
+        wave = 30 * np.sin(2 * np.pi * (fy * yy + fx * xx) + phase)
+        channels.append(a + b * yy + c * xx + wave)
+    image = np.stack(channels, -1) + rng.normal(0, noise, (height, width, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def write_image_folder(root: str | os.PathLike, classes: tuple[str, ...] = ("cat", "dog", "fox"),
+                       per_class: tuple[int, int] = (4, 2), shape: tuple[int, int] = (24, 32),
+                       formats: tuple[str, ...] = ("JPEG", "PNG"), quality: int = 90,
+                       splits: tuple[str, str] = ("train", "val"), seed: int = 0) -> str:
+    """ROOT/train/CLASS/*.jpg|png and ROOT/val/CLASS/*: per_class (train, val) images of
+    (height, width) per class, photo-like, the formats taken in turn; returns ROOT."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for split, count in zip(splits, per_class):
+        for name in classes:
+            folder = os.path.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                fmt = formats[i % len(formats)]
+                path = os.path.join(folder, f"{name}_{i:05d}.{'jpg' if fmt == 'JPEG' else 'png'}")
+                Image.fromarray(photo_like(rng, *shape)).save(path, format=fmt, quality=quality)
+    return str(root)

@@ -58,6 +58,11 @@ def features(source) -> tuple[tuple, int]:
     return tuple(feats["image"].shape), int(feats["label"].num_classes)
 
 
+def class_names(source) -> tuple[str, ...]:
+    """The label names from the metadata (ImageNet: WordNet ids), in label order."""
+    return tuple(source.dataset_info.features["label"].names)
+
+
 def validate(spec: DataSpec) -> None:
     """Opens both splits (no image is decoded) and checks their metadata against the spec."""
     for split in (spec.train_split, spec.test_split):

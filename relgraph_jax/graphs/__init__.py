@@ -15,5 +15,5 @@ from relgraph_jax.graphs.catalog import (BEST_GRAPHS, BRAIN_NETWORKS, PAPER_SETS
 from relgraph_jax.graphs.generators import (barabasi_albert_graph, brain_graph, complete_graph,
                                             erdos_renyi_graph, ring_graph)
 from relgraph_jax.graphs.measures import adjacency_measures, measures
-from relgraph_jax.graphs.relational_graph import KINDS, RelationalGraph, resolve, ws_spec
+from relgraph_jax.graphs.relational_graph import KINDS, RelationalGraph, count, resolve, ws_spec
 from relgraph_jax.graphs.wsflex import ws_flex, ws_flex_edges

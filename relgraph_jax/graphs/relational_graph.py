@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import networkx as nx
 import numpy as np
 
+from relgraph_jax import machine
 from relgraph_jax.graphs import catalog, generators
 from relgraph_jax.graphs.measures import average_clustering, total_distance, undirected_simple
 from relgraph_jax.graphs.wsflex import ws_flex_edges
@@ -180,6 +181,14 @@ class RelationalGraph:
         return graphs[0]
 
 
+# How each kind is written, for the error of a spec without its parameters.
+_FORMS = {**{kind: f"{kind}:" + ",".join(f"{key}=.." for key in schema)
+             for kind, schema in _PARAMS.items()},
+          "paper": "paper:SET or paper:SET/INDEX (e.g. paper:n64_52/27)",
+          "brain": "brain:NAME[/sym|/published] (e.g. brain:cat)",
+          "edges": "edges:n=NODES,U-V,... (e.g. edges:n=3,0-1,1-2)"}
+
+
 def _edges_spec(n: int, edges, directed: bool) -> str:
     parts = [f"n={n}"] + (["directed=1"] if directed else []) + [f"{u}-{v}" for u, v in edges]
     return "edges:" + ",".join(parts)
@@ -272,12 +281,55 @@ def _edges(body: str) -> RelationalGraph:
     return RelationalGraph(n, edges, directed_flag)
 
 
+# Host memory per edge while a graph is built and measured: networkx's adjacency dicts,
+# the edge tuples and the (C, L) computation (measured about 320-340 bytes on CPython 3.11
+# for complete graphs of 1,000-3,000 nodes), plus the n x n adjacency of a RelationalGraph.
+_BYTES_PER_EDGE = 400
+
+
+def _edge_count(kind: str, values: dict) -> float:
+    """The (expected) edges of a generated graph, from its parameters alone."""
+    n = values["n"]
+    if kind in ("ws", "ring"):
+        return n * values["k"] / 2
+    if kind == "ba":
+        return values["m"] * max(n - values["m"], 0)
+    return n * (n - 1) / 2 * (values["p"] if kind == "er" else 1)
+
+
+def _check_fits(kind: str, values: dict) -> None:
+    """Refuses a generated graph that would not fit in memory before building any of it."""
+    edges = _edge_count(kind, values)
+    machine.check_fits(int(edges * _BYTES_PER_EDGE + values["n"] ** 2),
+                       machine.available_host_bytes(),
+                       f"building this {values['n']:,}-node graph (~{int(edges):,} edges)",
+                       "use fewer nodes or a sparser graph")
+
+
+def count(specs: str | Sequence[str]) -> int:
+    """How many graphs `resolve(specs)` gives, without building any: a paper set counts
+    its catalog rows (building the 3942 graphs of n64_3942 takes seconds)."""
+    items = [specs] if isinstance(specs, str) else list(specs)
+    total = 0
+    for item in items:
+        for piece in str(item).split(";"):
+            kind, _, body = piece.strip().partition(":")
+            if kind == "paper":
+                set_name, index = _paper_key(body)
+                total += len(catalog.paper_set(set_name)) if index is None else 1
+            elif piece.strip():
+                total += 1
+    return total
+
+
 @functools.lru_cache(maxsize=4096)
 def _resolve_one(spec: str) -> tuple[RelationalGraph, ...]:
     if not isinstance(spec, str):
         raise TypeError(f"a graph spec must be a string, got {type(spec).__name__}: {spec!r}")
     kind, sep, body = spec.strip().partition(":")
     try:
+        if not sep and kind in KINDS:
+            raise ValueError(f"'{kind}' needs its parameters after a colon: {_FORMS[kind]}")
         if not sep or kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; allowed kinds: {', '.join(KINDS)} "
                              f"(e.g. ws:n=64,k=8,p=0.1,seed=0)")
@@ -288,6 +340,7 @@ def _resolve_one(spec: str) -> tuple[RelationalGraph, ...]:
         if kind == "edges":
             return (_edges(body),)
         values = _parse_params(kind, body)
+        _check_fits(kind, values)
         canonical = _param_spec(kind, values)
         if kind == "ws":
             edges = ws_flex_edges(values["n"], values["k"], values["p"], values["seed"])

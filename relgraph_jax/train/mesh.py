@@ -57,5 +57,10 @@ def variant_slots(num_variants: int, mesh, variant_batch: int = 1) -> int:
     """Variant-axis length: the variant count rounded up so that every device of the
     "variants" axis holds the same whole number of groups of `variant_batch` (0: one
     group of all its variants)."""
-    unit = mesh.shape["variants"] * max(variant_batch, 1)
+    return slots_on(num_variants, mesh.shape["variants"], variant_batch)
+
+
+def slots_on(num_variants: int, variant_devices: int, variant_batch: int = 1) -> int:
+    """`variant_slots` for a "variants" axis of `variant_devices`, before any mesh exists."""
+    unit = variant_devices * max(variant_batch, 1)
     return -(-num_variants // unit) * unit

@@ -37,6 +37,13 @@ class TrainState:
 VARIABLE_COLLECTIONS = ("params", "batch_stats", "masks")
 
 
+def collections_of(variables: dict) -> dict:
+    """The VARIABLE_COLLECTIONS of a model's variables (or their shapes). A collection the
+    model does not have is empty: impl='blocks' has no "masks" (its one graph is compiled
+    into the program)."""
+    return {k: variables.get(k, {}) for k in VARIABLE_COLLECTIONS}
+
+
 def variables_of(state: TrainState) -> dict:
     """The model variables of a state, as flax's apply takes them."""
     return {"params": state.params, "batch_stats": state.batch_stats, "masks": state.masks}

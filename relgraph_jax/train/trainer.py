@@ -2,20 +2,29 @@
 bucket (variants of one model structure and neighbouring widths, padded to the widest).
 
 Order of work, so that mistakes surface in seconds: validate the config, resolve and
-budget-match the graphs, validate the data and the workdir; only then load data, build
-the stacked states and compile. Each evaluation's records are appended to
-WORKDIR/results.jsonl before the checkpoint is written, so a kill anywhere loses at most
-the work since the last checkpoint and never duplicates a record.
+budget-match the graphs, validate the data (and take its fingerprint) and the workdir;
+only then load data, take the workdir (process 0: its lock, config, fingerprint, results
+store), choose the checkpoint to resume from (`resume.plan`: the newest readable one from
+which no record is lost), build the stacked states and compile. Each evaluation's records
+are appended to WORKDIR/results.jsonl before the checkpoint is written, so a kill anywhere
+loses at most the work since the last checkpoint and never duplicates a record, and a
+records write that fails stops the run before that checkpoint. SIGTERM and SIGINT stop it
+after the current chunk, with a checkpoint.
 
 How a step runs: `step.train_step` is one variant's update; `programs.build` wraps it once
 per bucket for all its variants, the devices and a chunk of steps; the loop below calls
 those programs with the batches the feed puts on the devices, and asks `due` whether it is
 time to log, evaluate or save.
+
+A live search (`config.search`, relgraph_jax/search/live.py) decides at its rungs, after
+the evaluation and before its records are written; the survivors then go on in a sweep
+built anew from them (`build_sweep(..., previous=run)`), so the pruned cost nothing.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import time
 
@@ -23,40 +32,59 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from relgraph_jax import budget as budget_lib
 from relgraph_jax import data as data_lib
 from relgraph_jax import models as models_lib
-from relgraph_jax import relational, results
+from relgraph_jax import results
+from relgraph_jax.data.fingerprint import fingerprint as data_fingerprint
+from relgraph_jax.data.summary import summarize as summarize_data
+from relgraph_jax.search import live as search_live
 from relgraph_jax.train import checkpoint as checkpoint_lib
 from relgraph_jax.train import feeds, optim, variants as variants_lib
 from relgraph_jax.train import mesh as mesh_lib
 from relgraph_jax.train import programs as programs_lib
+from relgraph_jax.train import resume as resume_lib
 from relgraph_jax.train import step as step_lib
 from relgraph_jax.train import workdir as workdir_lib
-from relgraph_jax.train.state import VARIABLE_COLLECTIONS, TrainState
-from relgraph_jax.train.validate import validate_config
+from relgraph_jax.train.state import TrainState, collections_of
+from relgraph_jax.train.validate import check_data, check_memory, validate_config
 
 
 class _StopFlag:
-    """Turns SIGTERM (preemption) into a request to checkpoint and exit after the chunk."""
+    """Turns SIGTERM (preemption) and SIGINT (Ctrl-C) into a request to checkpoint and exit
+    after the chunk; `signum` says which came. A second signal acts as it would without
+    this (Ctrl-C twice stops at once, without a checkpoint)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.requested = False
+        self.signum = None
+        self._previous = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     @contextlib.contextmanager
     def installed(self):
-        try:
-            previous = signal.signal(signal.SIGTERM, self._handle)
+        try:  # a signal ignored at start (SIGINT of a background job) stays ignored
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS
+                              if signal.getsignal(s) != signal.SIG_IGN}
         except ValueError:  # not the main thread: the caller handles signals
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for s, previous in self._previous.items():
+                signal.signal(s, previous)
 
     def _handle(self, signum, frame):
-        self.requested = True
+        self.signum = signum
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        # os.write, not print: a handler may run in the middle of another print.
+        os.write(2, f"{signal.Signals(signum).name}: stopping after this chunk with a "
+                    "checkpoint (send it again to stop at once)\n".encode())
 
 
 def _log(msg: str) -> None:
@@ -76,7 +104,7 @@ def _init_graph_variants(config, graph, widths, seeds, sample):
 
     def init(key):
         variables = model.init(key, sample, train=False)
-        return {k: variables[k] for k in VARIABLE_COLLECTIONS}
+        return collections_of(variables)
 
     keys = jax.vmap(jax.random.key)(np.asarray(seeds, np.uint32))
     compiled = jax.jit(jax.vmap(init)).lower(keys).compile(compiler_options=_INIT_COMPILER_OPTIONS)
@@ -91,7 +119,7 @@ def build_state(config, variant_list, slots, model, tx, sample) -> TrainState:
     shared (widest) shapes, so padding never changes what a variant computes.
     """
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), sample, train=False))
-    shapes = {k: shapes[k] for k in VARIABLE_COLLECTIONS}
+    shapes = collections_of(shapes)
     seeds_of = {}
     for v in variant_list:
         seeds_of.setdefault((v.graph, v.widths), set()).add(v.seed)
@@ -116,7 +144,8 @@ class Bucket:
 
     Slot i of the stacked state holds variants[i]; slots beyond them repeat the last one.
     seed_index[i]: which of the sweep's seeds (and so which batch of each step) slot i
-    trains on.
+    trains on. `model`: what the programs were built for (with `slots`, what lets a
+    bucket packed again by a live search reuse them).
     """
     variants: list
     widths: tuple
@@ -124,6 +153,7 @@ class Bucket:
     programs: programs_lib.Programs
     state: TrainState
     seed_index: jax.Array
+    model: object = None
 
     @property
     def slot_ids(self) -> list[int]:
@@ -133,59 +163,89 @@ class Bucket:
 
 @dataclasses.dataclass
 class Sweep:
-    """Everything a sweep's steps need: its buckets and the batch feed."""
+    """Everything a sweep's steps need: its buckets and the batch feed. `validation`: the
+    feed also holds a validation split (held out from training) to evaluate."""
     buckets: list
     feed: object
     resident: bool
     steps_per_epoch: int
     shard: mesh_lib.Shardings
+    validation: bool = False
+
+    @property
+    def variants(self) -> list:
+        """The variants this sweep trains, by id (a live search's survivors only)."""
+        return sorted((v for b in self.buckets for v in b.variants), key=lambda v: v.id)
 
 
-def _padded_cost(config, input_shape):
-    """Per-slot cost of running at per-stage widths: the MACs of the complete graph there
-    (what the mask path computes whatever the graph)."""
-    complete = f"complete:n={config.model.nodes}"
-    return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
+def build_sweep(config, variant_list, source, resident, data_spec, steps_per_epoch,
+                previous: Sweep | None = None) -> Sweep:
+    """Mesh, buckets (model, stacked initial state, programs each) and batch feed.
 
-
-def build_sweep(config, variant_list, source, resident, data_spec, steps_per_epoch) -> Sweep:
-    """Mesh, buckets (model, stacked initial state, programs each) and batch feed."""
+    `previous`: a sweep of these variants and more, whose feed is kept and whose states
+    move into the new buckets by variant id instead of being initialised: how a live
+    search packs its survivors into fewer or narrower buckets.
+    """
     train_cfg = config.train
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
     shard = mesh_lib.shardings(mesh)
     tx = optim.make_optimizer(train_cfg, steps_per_epoch)
     sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
-    seeds = sorted({v.seed for v in variant_list})
+    seeds = previous.feed.seeds if previous else sorted({v.seed for v in variant_list})
+    carried = checkpoint_lib.by_id(_host_states(previous)) if previous else None
     eval_bs = min(train_cfg.eval_batch_size, source.num_test)
     batches = programs_lib.BatchConfig(train_cfg.batch_size, eval_bs, tuple(source.mean),
                                        tuple(source.std), data_spec)
     groups = variants_lib.width_buckets(variant_list, train_cfg.width_buckets,
-                                        _padded_cost(config, tuple(source.image_shape)))
+                                        variants_lib.padded_cost(config, tuple(source.image_shape)))
     _log(f"{len(variant_list)} variants in {len(groups)} bucket(s) "
          f"({', '.join(f'{len(g)} x {list(variants_lib.widest(g))}' for g in groups)}) on "
          f"{mesh.devices.size} devices, {train_cfg.epochs} epochs x {steps_per_epoch} steps, data "
-         f"{source.name}: {source.num_train} train / {source.num_test} test")
+         f"{source.name}: {source.num_train} train / "
+         + (f"{data_spec.validation_size} validation / " if data_spec.validation_size else "")
+         + f"{source.num_test} test")
     buckets = []
     for group in groups:
         widths = variants_lib.widest(group)
         slots = mesh_lib.variant_slots(len(group), mesh, train_cfg.variant_batch)
-        # Built from the group's graph with the most in-neighbours: in the gather layout
-        # that sets the degree slots every variant's tables and kernels are padded to.
-        graph = max(group, key=lambda v: relational.max_in_degree(v.graph)).graph
+        graph = variants_lib.layout_graph(group)
         model = models_lib.build(config.model, graph, width=widths)
         cfg = step_lib.StepConfig(model, tx, steps_per_epoch, train_cfg.bn_group_size,
                                   jnp.dtype(train_cfg.compute_dtype),
                                   mesh_lib.batch_spec(mesh))
-        programs = programs_lib.build(cfg, batches, mesh,
-                                      train_cfg.variant_batch or slots // mesh.shape["variants"])
-        state = mesh_lib.put(build_state(config, group, slots, model, tx, sample), shard.variants)
+        compiled = [b.programs for b in (previous.buckets if previous else ())
+                    if (b.model, b.slots) == (model, slots)]
+        programs = compiled[0] if compiled else programs_lib.build(
+            cfg, batches, mesh, train_cfg.variant_batch or slots // mesh.shape["variants"])
+        if carried is None:
+            host = build_state(config, group, slots, model, tx, sample)
+        else:
+            slot_ids = [v.id for v in group] + [group[-1].id] * (slots - len(group))
+            template = _state_shapes(model, tx, sample, slots)
+            host, = checkpoint_lib.place(carried, [(slot_ids, template)],
+                                         "the sweep before the search's rung")
+        state = mesh_lib.put(host, shard.variants)
         seed_of = [v.seed for v in group] + [group[-1].seed] * (slots - len(group))
         seed_index = np.searchsorted(np.asarray(seeds), seed_of).astype(np.int32)
         buckets.append(Bucket(group, widths, slots, programs, state,
-                              mesh_lib.put(seed_index, shard.variants)))
-    feed = (feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch) if resident else
-            feeds.StreamFeed(source, shard, seeds, train_cfg.batch_size, eval_bs, steps_per_epoch))
-    return Sweep(buckets, feed, resident, steps_per_epoch, shard)
+                              mesh_lib.put(seed_index, shard.variants), model))
+    if previous:
+        feed = previous.feed
+    elif resident:
+        feed = feeds.ResidentFeed(source, shard, seeds, eval_bs, steps_per_epoch)
+    else:
+        feed = feeds.StreamFeed(source, shard, seeds, train_cfg.batch_size, eval_bs,
+                                steps_per_epoch)
+    return Sweep(buckets, feed, resident, steps_per_epoch, shard, data_spec.validation_size > 0)
+
+
+def _state_shapes(model, tx, sample, slots: int) -> TrainState:
+    """Shapes and dtypes of a bucket's stacked state, computing nothing."""
+    def fresh():
+        variables = collections_of(model.init(jax.random.key(0), sample, train=False))
+        return TrainState.fresh(variables, tx.init(variables["params"]))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct((slots,) + s.shape, s.dtype),
+                        jax.eval_shape(fresh))
 
 
 def train_steps(run: Sweep, step: int, num_steps: int) -> None:
@@ -223,17 +283,23 @@ def precise_bn(run: Sweep, epoch: int, num_batches: int, step: int) -> None:
         b.state = b.programs.set_precise_bn(b.state, total, num_batches, jnp.int32(step))
 
 
-def evaluate(run: Sweep, bucket: Bucket) -> tuple[np.ndarray, np.ndarray]:
-    """(summed test loss, correct count) per variant slot, as float64 host arrays."""
+def evaluate(run: Sweep, bucket: Bucket, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """(summed loss, correct count) per variant slot on the test set or ("validation") the
+    validation split, as float64 host arrays."""
     loss, correct = 0.0, 0.0
-    for x, y, valid in run.feed.test_batches():
+    batches = run.feed.test_batches() if split == "test" else run.feed.validation_batches()
+    for x, y, valid in batches:
         batch_loss, batch_correct = mesh_lib.fetch(bucket.programs.evaluate(bucket.state, x, y))
         loss = loss + batch_loss[:, valid].astype(np.float64).sum(1)
         correct = correct + batch_correct[:, valid].sum(1).astype(np.float64)
     return loss, correct
 
 
-def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test):
+def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test, n_val=0):
+    """The epoch's records; with a validation split (n_val examples) val_loss and val_error."""
+    def error(correct, n):
+        return 100.0 * (1.0 - round(float(correct)) / n)
+
     out = []
     for v in variant_list:
         i = v.id
@@ -243,13 +309,33 @@ def _records(variant_list, grid_names, model_name, epoch, step, metrics, n_test)
             rec.update(status="failed", train_loss=None, test_loss=None, test_error=None,
                        failure=f"non-finite loss or parameters at step "
                                f"{int(metrics['failed_step'][i])}; variant frozen there")
+            if n_val:
+                rec.update(val_loss=None, val_error=None)
         else:
             rec.update(status="ok", failure=None,
                        train_loss=float(metrics["loss_sum"][i] / max(metrics["loss_count"][i], 1.0)),
                        test_loss=float(metrics["test_loss"][i] / n_test),
-                       test_error=100.0 * (1.0 - round(float(metrics["correct"][i])) / n_test))
-        out.append(rec)
+                       test_error=error(metrics["correct"][i], n_test))
+            if n_val:
+                rec.update(val_loss=float(metrics["val_loss"][i] / n_val),
+                           val_error=error(metrics["val_correct"][i], n_val))
+        out.append(_failed_if_not_finite(rec))
     return out
+
+
+_METRIC_FIELDS = ("train_loss", "test_loss", "test_error", "val_loss", "val_error")
+
+
+def _failed_if_not_finite(rec: dict) -> dict:
+    """An "ok" record holds finite numbers only (JSON has no NaN): a metric that is not
+    finite although training did not fail (an evaluation that overflowed) makes the
+    record failed."""
+    bad = [k for k in _METRIC_FIELDS if isinstance(rec.get(k), float) and not np.isfinite(rec[k])]
+    if rec["status"] == "ok" and bad:
+        rec.update({k: None for k in _METRIC_FIELDS if k in rec}, status="failed",
+                   failure=f"non-finite {', '.join(bad)} in the evaluation after epoch "
+                           f"{rec['epoch']}")
+    return rec
 
 
 def _metrics(run: Sweep, num_variants: int) -> dict:
@@ -260,6 +346,8 @@ def _metrics(run: Sweep, num_variants: int) -> dict:
         sums = mesh_lib.fetch({"loss_sum": b.state.loss_sum, "loss_count": b.state.loss_count,
                                 "failed": b.state.failed, "failed_step": b.state.failed_step})
         sums.update(test_loss=test_loss, correct=correct)
+        if run.validation:
+            sums["val_loss"], sums["val_correct"] = evaluate(run, b, "validation")
         ids = [v.id for v in b.variants]
         for key, values in sums.items():
             merged = metrics.setdefault(key, np.zeros(num_variants, values.dtype))
@@ -267,16 +355,25 @@ def _metrics(run: Sweep, num_variants: int) -> dict:
     return metrics
 
 
-def _evaluate_and_record(run, variant_list, grid_names, model_name, step, epoch, store):
-    """Evaluates every variant, appends the epoch's records, logs a one-line summary."""
+def _evaluate_and_record(run, variant_list, grid_names, model_name, step, epoch, store,
+                         search=None) -> set[int]:
+    """Evaluates every variant the sweep still trains, appends the epoch's records, logs a
+    one-line summary. At a rung of a live search, the search decides first (its records
+    of the variants it prunes say so); returns the ids it pruned."""
     metrics = _metrics(run, len(variant_list))
-    recs = _records(variant_list, grid_names, model_name, epoch, step, metrics, run.feed.num_test)
+    recs = _records(run.variants, grid_names, model_name, epoch, step, metrics, run.feed.num_test,
+                    run.feed.num_val if run.validation else 0)
+    pruned = search.decide(epoch, recs) if search else set()
     if store is not None:
         store.append(recs)
-    ok = [r["test_error"] for r in recs if r["status"] == "ok"]
+    ok = [r["test_error"] for r in recs if r["status"] != "failed"]
     summary = f"mean {np.mean(ok):.2f}% best {min(ok):.2f}%" if ok else "no variant left"
     failed = len(recs) - len(ok)
     _log(f"eval epoch {epoch}: test error {summary}" + (f", {failed} variants failed" if failed else ""))
+    if pruned:
+        _log(f"search rung at epoch {epoch}: {len(recs) - len(pruned)} variants keep training, "
+             f"{len(pruned)} pruned ({search_live.SEARCH_FILE})")
+    return pruned
 
 
 def due(before: int, after: int, every: int) -> bool:
@@ -302,32 +399,96 @@ def _open_data(data_spec):
     return data_lib.load(data_spec), True
 
 
+def _host_states(run: Sweep) -> list:
+    """[(variant ids, host state)] of every bucket: what a checkpoint keys by variant id."""
+    return [([v.id for v in b.variants], mesh_lib.fetch(b.state)) for b in run.buckets]
+
+
 def _save(run: Sweep, ckpts, step: int) -> None:
     """Checkpoints every bucket's real variants, keyed by variant id."""
-    ckpts.save(step, [([v.id for v in b.variants], mesh_lib.fetch(b.state)) for b in run.buckets])
+    ckpts.save(step, _host_states(run))
 
 
-def _restore(run: Sweep, ckpts, step: int) -> None:
-    """Fills every bucket's state from the checkpoint at `step`, whatever layout wrote it."""
-    restored = ckpts.restore(step, [(b.slot_ids, b.state) for b in run.buckets])
+def _restore(run: Sweep, saved: dict, step: int) -> None:
+    """Fills every bucket's state from the checkpoint read at `step`, whatever layout
+    wrote it."""
+    restored = checkpoint_lib.place(saved, [(b.slot_ids, b.state) for b in run.buckets],
+                                    f"checkpoint at step {step}")
     for b, state in zip(run.buckets, restored):
         b.state = mesh_lib.put(state, run.shard.variants)
 
 
-def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None) -> dict:
+def _results_path(workdir: str) -> str:
+    return os.path.join(workdir, results.RESULTS_FILE)
+
+
+def _on_process_0(action):
+    """Runs `action` on process 0 only and returns its result (None elsewhere). In a
+    multi-host run every process learns whether it failed, so a refusal there (a locked
+    workdir, a corrupt results line) stops them all instead of leaving the others waiting
+    at their first collective for a process that has gone."""
+    error, value = None, None
+    if jax.process_index() == 0:
+        try:
+            value = action()
+        except Exception as e:  # re-raised below, after the others have been told
+            error = e
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        if multihost_utils.broadcast_one_to_all(np.int32(error is not None)) and error is None:
+            raise workdir_lib.WorkdirError("process 0 could not take the workdir; its message "
+                                           "says why")
+    if error is not None:
+        raise error
+    return value
+
+
+def _own_workdir(workdir: str, config, data_id: dict, adopt_data: bool,
+                 cleanup: contextlib.ExitStack):
+    """Process 0 takes the workdir: its lock (released by `cleanup`), then, checked again
+    under the lock (`claim`), config.json and the data fingerprint, and the results store
+    (which refuses a corrupt line)."""
+    workdir_lib.create(workdir)
+    lock = cleanup.enter_context(workdir_lib.Lock(workdir))
+    for note in (lock.notice,
+                 workdir_lib.claim(workdir, config.to_dict(), data_id, adopt_data)):
+        if note:
+            _log(note)
+    store = results.ResultsStore(workdir)
+    if store.repaired_bytes:
+        _log(f"repaired a torn last line of {store.path} ({store.repaired_bytes} bytes cut)")
+    return store
+
+
+def _evaluates(epoch: int, train_cfg, search) -> bool:
+    """Whether the sweep evaluates (and records) after `epoch`: every `eval_every` epochs,
+    after the last, and at a live search's rungs."""
+    return (due(epoch - 1, epoch, train_cfg.eval_every) or epoch == train_cfg.epochs
+            or (search is not None and search.is_rung(epoch)))
+
+
+def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None,
+                       adopt_data: bool = False) -> dict:
     """Trains every variant of `config`, appending records to WORKDIR/results.jsonl.
 
-    Resumes from the workdir's latest checkpoint, whatever device count, buckets or
-    variant batch wrote it. `stop_after_steps` (tests, chaos runs) stops after that many
-    steps of this invocation as a preemption would: checkpoint, exit. Returns a summary
-    dict (variants, steps run, last step, whether it finished).
+    Resumes from the workdir's newest readable checkpoint from which no record is lost,
+    whatever device count, buckets or variant batch wrote it. `stop_after_steps` (tests,
+    chaos runs) stops after that many steps of this invocation as a preemption would:
+    checkpoint, exit. `adopt_data`: record the current data's fingerprint in a workdir
+    that has checkpoints or records but no data.json (`workdir.check_compatible`). Returns
+    a summary dict (variants, steps run, last step, whether it finished, the signal that
+    stopped it or None).
     """
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
     grid_names, _ = variants_lib.grid_combinations(config)
     data_spec = data_lib.validate(config.data)
+    data_summary = summarize_data(data_spec)
+    check_data(config, data_summary)
+    check_memory(config, variant_list, data_summary)
+    data_id = data_fingerprint(data_spec)
     workdir_lib.check_writable(workdir)
-    workdir_lib.check_compatible(workdir, config.to_dict())
+    workdir_lib.check_compatible(workdir, config.to_dict(), data_id, adopt_data)
 
     source, resident = _open_data(data_spec)
     if tuple(source.image_shape) != tuple(config.input_shape):
@@ -338,65 +499,96 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     if steps_per_epoch < 1:
         raise ValueError(f"config.train.batch_size={train_cfg.batch_size} exceeds the "
                          f"{source.num_train} training examples")
-    workdir_lib.claim(workdir, config.to_dict())
+    if not resident:
+        feeds.check_process_shares(train_cfg.batch_size, train_cfg.eval_batch_size,
+                                   source.num_test, config.mesh.devices)
     total_steps = steps_per_epoch * train_cfg.epochs
 
-    run = build_sweep(config, variant_list, source, resident, data_spec, steps_per_epoch)
-    ckpts = checkpoint_lib.Checkpoints(workdir)
-    store = results.ResultsStore(workdir) if jax.process_index() == 0 else None
-    if store is not None and store.repaired_bytes:
-        _log(f"repaired a torn last line of {store.path} ({store.repaired_bytes} bytes cut)")
-    step = ckpts.latest_step() or 0
-    if step:
-        _restore(run, ckpts, step)
-        _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
+    with contextlib.ExitStack() as cleanup:  # lock, feed and checkpoints closed however it ends
+        store = _on_process_0(lambda: _own_workdir(workdir, config, data_id, adopt_data,
+                                                        cleanup))
+        stop = _StopFlag()  # from here on, a signal stops the run cleanly at the next chance
+        cleanup.enter_context(stop.installed())
+        ckpts = checkpoint_lib.Checkpoints(workdir)
+        cleanup.callback(ckpts.close)
+        search = (search_live.LiveSearch(config.search, variant_list, grid_names, train_cfg.epochs,
+                                         steps_per_epoch, workdir, jax.process_index() == 0)
+                  if config.search.policy != "none" else None)
+        # The variants of each epoch's records, and of a checkpoint: a live search prunes
+        # at its rungs, after their evaluation.
+        alive = (lambda at: [v.id for v in search.alive(at)]) if search else (
+            lambda at: [v.id for v in variant_list])
+        resume = resume_lib.plan(
+            ckpts, store.keys if store else results.stored_keys(_results_path(workdir)),
+            steps_per_epoch, lambda epoch: _evaluates(epoch, train_cfg, search),
+            lambda epoch: alive(epoch * steps_per_epoch - 1), alive, _results_path(workdir))
+        for note in resume.notes:
+            _log(note)
+        step = resume.step
+        # A live search resumes with the variants its recorded decisions left alive at `step`.
+        run = build_sweep(config, search.alive(step) if search else variant_list, source,
+                          resident, data_spec, steps_per_epoch)
+        cleanup.callback(lambda: run.feed.close())  # the latest sweep's (a search rebuilds it)
+        if resume.saved is not None:
+            _restore(run, resume.saved, step)
+            _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
+        if resume.reevaluate:
+            _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
+                                 step // steps_per_epoch, store)
 
-    stop = _StopFlag()
-    steps_run = 0
-    samples_per_step = train_cfg.batch_size * len(variant_list)
-    t_start = time.time()
-    try:
-        with stop.installed():
-            while step < total_steps:
-                n = min(train_cfg.steps_per_call, steps_per_epoch - step % steps_per_epoch)
-                if train_cfg.checkpoint_every_steps:
-                    n = min(n, train_cfg.checkpoint_every_steps - step % train_cfg.checkpoint_every_steps)
-                if stop_after_steps is not None:
-                    n = min(n, stop_after_steps - steps_run)
-                train_steps(run, step, n)
-                before, step, steps_run = step, step + n, steps_run + n
-                epoch, epoch_done = divmod(step, steps_per_epoch)[0], step % steps_per_epoch == 0
-                if epoch_done and train_cfg.precise_bn_samples:
-                    # Batches of an epoch training never reaches: drawn as training batches
-                    # are, but not the same ones, and the same again on a resume.
-                    precise_bn(run, train_cfg.epochs + epoch,
-                               min(train_cfg.precise_bn_samples // train_cfg.batch_size, steps_per_epoch), step)
-                if epoch_done or due(steps_run - n, steps_run, train_cfg.log_every_steps):
-                    jax.block_until_ready([b.state.loss_sum for b in run.buckets])
-                    rate = steps_run * samples_per_step / max(time.time() - t_start, 1e-9)
-                    eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
-                    _log(f"epoch {step / steps_per_epoch:.2f}/{train_cfg.epochs} | step {step}/{total_steps}"
-                         f" | {len(variant_list)} variants | {rate:,.0f} model-samples/s | "
-                         f"ETA {_format_eta(eta)}")
-                should_stop = stop.requested or (stop_after_steps is not None
-                                                 and steps_run >= stop_after_steps)
-                if epoch_done and (due(epoch - 1, epoch, train_cfg.eval_every) or step == total_steps):
-                    _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
-                                         epoch, store)
-                    _save(run, ckpts, step)
-                elif should_stop or due(before, step, train_cfg.checkpoint_every_steps):
-                    _save(run, ckpts, step)
-                if should_stop:
-                    if step < total_steps:
-                        _log(f"stopped at step {step}: checkpoint saved; rerun the same command "
-                             "to resume")
-                    break
-    finally:
-        run.feed.close()
-        ckpts.close()
+        steps_run = samples_run = 0
+        samples_per_step = train_cfg.batch_size * len(run.variants)
+        t_start = time.time()
+        saved = step  # what the newest checkpoint holds (0: nothing)
+        stop_here = False  # stop_after_steps reached
+        while step < total_steps and not (stop.requested or stop_here):
+            n = min(train_cfg.steps_per_call, steps_per_epoch - step % steps_per_epoch)
+            if train_cfg.checkpoint_every_steps:
+                n = min(n, train_cfg.checkpoint_every_steps - step % train_cfg.checkpoint_every_steps)
+            if stop_after_steps is not None:
+                n = min(n, stop_after_steps - steps_run)
+            train_steps(run, step, n)
+            before, step, steps_run = step, step + n, steps_run + n
+            samples_run += n * samples_per_step
+            epoch, epoch_done = divmod(step, steps_per_epoch)[0], step % steps_per_epoch == 0
+            if epoch_done and train_cfg.precise_bn_samples:
+                # Batches of an epoch training never reaches: drawn as training batches
+                # are, but not the same ones, and the same again on a resume.
+                precise_bn(run, train_cfg.epochs + epoch,
+                           min(train_cfg.precise_bn_samples // train_cfg.batch_size, steps_per_epoch), step)
+            if epoch_done or due(steps_run - n, steps_run, train_cfg.log_every_steps):
+                jax.block_until_ready([b.state.loss_sum for b in run.buckets])
+                rate = samples_run / max(time.time() - t_start, 1e-9)
+                eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
+                variants = search.progress(step) if search else f"{len(variant_list)} variants"
+                _log(f"epoch {step / steps_per_epoch:.2f}/{train_cfg.epochs} | step {step}/{total_steps}"
+                     f" | {variants} | {rate:,.0f} model-samples/s | ETA {_format_eta(eta)}")
+            evaluated = epoch_done and _evaluates(epoch, train_cfg, search)
+            if evaluated:
+                pruned = _evaluate_and_record(run, variant_list, grid_names, config.model.name,
+                                              step, epoch, store, search)
+                if pruned:  # the survivors go on in new buckets; the pruned cost nothing
+                    run = build_sweep(config, [v for v in run.variants if v.id not in pruned],
+                                      source, resident, data_spec, steps_per_epoch, previous=run)
+                    samples_per_step = train_cfg.batch_size * len(run.variants)
+            stop_here = stop_after_steps is not None and steps_run >= stop_after_steps
+            if (evaluated or stop.requested or stop_here
+                    or due(before, step, train_cfg.checkpoint_every_steps)):
+                _save(run, ckpts, step)
+                saved = step
+        if (stop.requested or stop_here) and step < total_steps:
+            if saved != step:  # the signal came just after the last chunk's checks
+                _save(run, ckpts, step)
+            _log(f"stopped at step {step}: checkpoint saved; rerun the same command to resume"
+                 if steps_run else f"stopped before training from step {step}: nothing new "
+                 "to save; rerun the same command to resume")
     finished = step >= total_steps
     if finished:
-        _log(f"done: {len(variant_list)} variants x {train_cfg.epochs} epochs; results in "
-             f"{store.path if store else workdir}")
+        trained = (f"search kept {search.progress(step)}" if search else
+                   f"{len(variant_list)} variants x {train_cfg.epochs} epochs")
+        _log(f"done: {trained}; results in {store.path if store else workdir}")
     return {"variants": len(variant_list), "steps_run": steps_run, "step": step,
-            "finished": finished, "stopped_by_signal": stop.requested}
+            "finished": finished, "stopped_by_signal": stop.signum,
+            "variants_alive": len(run.variants),
+            "model_epochs": (search.model_epochs(step) if search else
+                             len(variant_list) * step / steps_per_epoch)}

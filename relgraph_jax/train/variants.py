@@ -10,6 +10,7 @@ scale, so they stay exactly zero and change no output or gradient of the real ch
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 
 import jax
@@ -18,6 +19,7 @@ import numpy as np
 from relgraph_jax import budget as budget_lib
 from relgraph_jax import graphs as graphs_lib
 from relgraph_jax import models as models_lib
+from relgraph_jax import relational
 from relgraph_jax.train import validate
 
 
@@ -99,6 +101,19 @@ def stack(trees):
     return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
+def padded_cost(config, input_shape):
+    """Per-slot cost of running at per-stage widths: the MACs of the complete graph there
+    (what the mask path computes whatever the graph)."""
+    complete = f"complete:n={config.model.nodes}"
+    return lambda widths: budget_lib.count(config.model, complete, widths, input_shape).macs
+
+
+def layout_graph(variant_list):
+    """The graph a bucket's model is built from: the one with the most in-neighbours, which
+    in the gather layout sets the degree slots every variant's tables are padded to."""
+    return max(variant_list, key=lambda v: relational.max_in_degree(v.graph)).graph
+
+
 def widest(variant_list) -> tuple:
     """Stage by stage, the largest width of the variants: what a shared program runs at."""
     return tuple(int(w) for w in np.max([v.widths for v in variant_list], axis=0))
@@ -115,6 +130,7 @@ def width_buckets(variant_list, num_buckets: int, cost) -> list[list[Variant]]:
     """
     if num_buckets < 1:
         raise ValueError(f"train.width_buckets={num_buckets!r}: must be a positive integer")
+    cost = functools.lru_cache(maxsize=None)(cost)  # the split asks for few widths, often
     by_structure = {}
     for v in variant_list:
         by_structure.setdefault(v.structure, []).append(v)
