@@ -19,14 +19,13 @@ So neither the number of workers nor the number of hosts changes a batch, and a 
 at step b builds the same data set from step b on: the position is derived from the
 step, no iterator state needs saving.
 
-The worker processes do not take Ctrl-C (`_closing`): a terminal's SIGINT reaches the
+The worker processes ignore Ctrl-C (`_ignore_sigint`): a terminal's SIGINT reaches the
 whole process group, and a worker killed by it would fail the next batch. The trainer
 takes it, stops after the chunk with a checkpoint and closes the pipelines, which stops
 the workers.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import signal
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -151,7 +150,8 @@ def pipeline(examples, length: int, rows: int, workers: int, prefetch: int) -> g
             # an absl app (tests, notebooks) they keep their defaults.
             flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
-                                                         per_worker_buffer_size=prefetch))
+                                                         per_worker_buffer_size=prefetch),
+                            worker_init_fn=_ignore_sigint)
     return ds.batch(rows // chunk, batch_fn=_join)
 
 
@@ -224,36 +224,21 @@ class ImageStream:
             yield Batch(images, labels, valid_rows(b, batch_size, rows, self.num_test))
 
 
-def _closing(ds: grain.IterDataset) -> Iterator:
-    """Iterates ds and stops its worker processes when the consumer stops early.
+def _ignore_sigint(worker_index: int, worker_count: int) -> None:
+    """Run by grain in every worker process before it reads anything: Ctrl-C, which a terminal sends to the whole
+    process group, is for the trainer (it stops cleanly and closes the pipelines, which
+    stops the workers), not for the workers. A worker still starting up (importing) when
+    it comes is not yet covered."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    Grain runs with SIGINT blocked in this thread: the threads it starts, and the worker
-    processes they spawn, inherit the blocked signal, so a Ctrl-C leaves the workers
-    running. This process still gets it (in another thread or once the call returns).
-    """
-    with _sigint_blocked():
-        iterator = iter(ds)
+
+def _closing(ds: grain.IterDataset) -> Iterator:
+    """Iterates ds and stops its worker processes when the consumer stops early."""
+    iterator = iter(ds)
     try:
-        while True:
-            with _sigint_blocked():
-                batch = next(iterator, None)
-            if batch is None:
-                return
-            yield batch
+        yield from iterator
     finally:
         iterator.close()
-
-
-@contextlib.contextmanager
-def _sigint_blocked():
-    """SIGINT blocked in this thread (the signal mask is per thread, inherited by the
-    threads and processes it starts); one that comes meanwhile goes to another thread of
-    this process or waits until the block ends: it is not lost."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def open_stream(spec: DataSpec) -> ImageStream:
