@@ -8,6 +8,10 @@ draw variables on the host or run the model's init compiled.
 import contextlib
 import dataclasses
 import functools
+import os
+import socket
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -136,3 +140,23 @@ def imagenet_train_image(image, size, rng):
     stream's images + lighting (summed on the device in training) must equal."""
     crop, offset = imagenet.train_crop(image, size, rng)
     return crop.astype(np.float32) + offset
+
+
+def free_port() -> int:
+    """A TCP port free on this host: the coordinator address of a jax.distributed test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_processes(script, cwd) -> list[str]:
+    """Runs `python script 0` and `python script 1` side by side (processes of one
+    jax.distributed run; each sets its own fake device count, so XLA_FLAGS is not
+    inherited) and returns their outputs, once both have exited 0."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=cwd,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    return outputs

@@ -12,7 +12,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -31,7 +30,7 @@ from relgraph_jax.data import imagenet, imagefolder, spec as spec_lib, stream as
 from relgraph_jax.data.testing import write_image_folder
 from relgraph_jax.train import feeds, trainer
 from relgraph_jax.train import workdir as workdir_lib
-from helpers import fast_trainer_compiles, imagenet_train_image
+from helpers import fast_trainer_compiles, free_port, imagenet_train_image, run_two_processes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ("cat", "dog", "fox")
@@ -336,12 +335,6 @@ def test_kill_and_resume_mid_epoch_writes_the_same_records(reference, folder, tm
     assert _records(workdir) == reference[0]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_each_decode_their_share_and_write_the_same_records(reference, folder,
                                                                           tmp_path):
     """jax.distributed, 2 local processes x 2 CPU devices: each decodes half of every batch
@@ -354,7 +347,7 @@ def test_two_processes_each_decode_their_share_and_write_the_same_records(refere
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         sys.path[:0] = [{REPO!r}, {os.path.dirname(__file__)!r}]
         import jax
-        jax.distributed.initialize("127.0.0.1:{_free_port()}", 2, int(sys.argv[1]))
+        jax.distributed.initialize("127.0.0.1:{free_port()}", 2, int(sys.argv[1]))
         import pytest
         from helpers import fast_trainer_compiles
         from test_imagenet_input import ReadLog, _sweep_config
@@ -369,12 +362,7 @@ def test_two_processes_each_decode_their_share_and_write_the_same_records(refere
         with open(f"{tmp_path}/reads{{sys.argv[1]}}.json", "w") as f:
             json.dump(log.reads, f)
     """))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    outputs = run_two_processes(script, REPO)
     assert "on 4 devices" in outputs[0]
     reads = [collections.Counter(map(tuple, json.loads((tmp_path / f"reads{i}.json").read_text())))
              for i in range(2)]

@@ -14,7 +14,7 @@ from relgraph_jax import results
 from relgraph_jax.train import trainer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_train import REPO, _free_port, tiny_config  # noqa: E402
+from test_train import REPO, tiny_config  # noqa: E402
 
 
 def _both(*changes):
@@ -180,7 +180,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 
-from helpers import fast_programs  # noqa: E402
+from helpers import fast_programs, free_port  # noqa: E402
 from relgraph_jax.data import digits as digits_lib  # noqa: E402
 from relgraph_jax.data.fingerprint import fingerprint  # noqa: E402
 from relgraph_jax.data.spec import parse as parse_data  # noqa: E402
@@ -568,7 +568,7 @@ except workdir.WorkdirError as e:
 def test_a_refusal_on_process_0_stops_every_process():
     """Multi-host: only process 0 takes the workdir; the others must not go on to wait for
     it at their first collective."""
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     procs = [subprocess.Popen([sys.executable, "-c", _PROCESS, address, str(i)], cwd=REPO,
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

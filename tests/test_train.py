@@ -4,9 +4,6 @@ One uninterrupted run on 8 fake devices is the reference; every other way of run
 same sweep must write exactly the same records.
 """
 import os
-import socket
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,7 +13,7 @@ from experiments.configs import quickstart
 from relgraph_jax import results
 from relgraph_jax.train import programs as programs_lib
 from relgraph_jax.train import trainer
-from helpers import shared_trainer_compiles
+from helpers import free_port, run_two_processes, shared_trainer_compiles
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAPHS = "paper:n16_48/0;paper:n16_48/42;complete:n=16"
@@ -157,12 +154,6 @@ def test_a_diverging_variant_is_frozen_and_spares_the_others(reference, tmp_path
         assert {k: twin[k] for k in same_fields} == {k: r[k] for k in same_fields}
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_train_one_sweep_together(reference, tmp_path):
     """jax.distributed with 2 local processes x 2 CPU devices; process 0 writes records."""
     script = tmp_path / "worker.py"
@@ -172,18 +163,13 @@ def test_two_processes_train_one_sweep_together(reference, tmp_path):
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         sys.path.insert(0, {REPO!r})
         import jax
-        jax.distributed.initialize("127.0.0.1:{_free_port()}", 2, int(sys.argv[1]))
+        jax.distributed.initialize("127.0.0.1:{free_port()}", 2, int(sys.argv[1]))
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_train import tiny_config
         from relgraph_jax.train import trainer
         trainer.train_and_evaluate(tiny_config(), {str(tmp_path / "run")!r})
     """))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    outputs = run_two_processes(script, REPO)
     assert "4 devices" in outputs[0]
     assert _records(str(tmp_path / "run")) == reference
 
