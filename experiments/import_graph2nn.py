@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
-from absl import app, flags
+from absl import flags
 
+from experiments import cli
 from relgraph_jax import results
 
 _SRC = flags.DEFINE_string("src", None, "graph2nn's final_results folder or final_results.tar.xz.")
@@ -121,34 +121,25 @@ def _write(workdir: str, records: list[dict], config: dict) -> None:
     results.write_atomically(os.path.join(workdir, results.RESULTS_FILE), results.encode(records))
 
 
-def _fail(message: str) -> None:
-    """One line on stderr and exit status 2: no traceback, no usage dump."""
-    print(f"import_graph2nn: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _tasks_asked() -> list[str]:
     """The tasks asked for; a bad flag fails with one line, before anything is read."""
     from relgraph_jax.graph2nn_results import TASKS
     for name, flag in (("src", _SRC), ("task", _TASK), ("out", _OUT)):
         if not flag.value:
-            _fail(f"--{name} is required (see --helpfull)")
+            cli.fail(f"--{name} is required (see --helpfull)")
     if _TASK.value != "all" and _TASK.value not in TASKS:
-        _fail(f"--task={_TASK.value!r} is not a recorded task; allowed: {', '.join(TASKS)} or all")
+        cli.fail(f"--task={_TASK.value!r} is not a recorded task; allowed: {', '.join(TASKS)} or all")
     if not os.path.exists(_SRC.value):
-        _fail(f"--src {_SRC.value!r} does not exist; give graph2nn's final_results folder or "
-              "final_results.tar.xz")
+        cli.fail(f"--src {_SRC.value!r} does not exist; give graph2nn's final_results folder or "
+                 "final_results.tar.xz")
     return list(TASKS) if _TASK.value == "all" else [_TASK.value]
 
 
 def main(argv):
     if len(argv) > 1:
-        _fail(f"unexpected arguments: {argv[1:]}")
+        cli.fail(f"unexpected arguments: {argv[1:]}")
     tasks = _tasks_asked()
-    try:
-        written = import_tasks(_SRC.value, tasks, _OUT.value)
-    except ValueError as error:
-        _fail(str(error))
+    written = import_tasks(_SRC.value, tasks, _OUT.value)  # a ValueError: one line (cli.run)
     for task, config in written.items():
         where = _OUT.value if len(tasks) == 1 else os.path.join(_OUT.value, task)
         lacking = "; ".join(f"{m['graph']} seed {m['seed']} (epochs {m['epochs']})"
@@ -158,4 +149,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -20,7 +20,6 @@ import dataclasses
 import io
 import os
 import shutil
-import sys
 import tarfile
 import tempfile
 
@@ -28,6 +27,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from experiments import cli
 from experiments.import_graph2nn import import_tasks
 from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import brain, loading, paper, stats, write_report
@@ -492,8 +492,7 @@ def main(argv=None):
     try:
         seconds = build(args.src, args.out)
     except ValueError as error:
-        print(f"paper_report: {error}", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(str(error))
     print(f"wrote {os.path.join(args.out, 'README.md')} in {seconds:.0f} s")
 
 

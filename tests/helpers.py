@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -149,14 +150,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_two_processes(script, cwd) -> list[str]:
+def run_two_processes(script, cwd, timeout: float = 600) -> list[str]:
     """Runs `python script 0` and `python script 1` side by side (processes of one
     jax.distributed run; each sets its own fake device count, so XLA_FLAGS is not
-    inherited) and returns their outputs, once both have exited 0."""
+    inherited) and returns their outputs, once both have exited 0. Both are killed when
+    `timeout` seconds pass (processes waiting for each other in a collective fail the
+    test then, instead of hanging it)."""
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     procs = [subprocess.Popen([sys.executable, str(script), str(i)], env=env, cwd=cwd,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(2)]
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    deadline = time.monotonic() + timeout
+    try:
+        outputs = [p.communicate(timeout=max(deadline - time.monotonic(), 1))[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     return outputs

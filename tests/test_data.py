@@ -332,6 +332,30 @@ def test_eval_transform_centre_crop():
     assert out.shape == (8, 8, 3) and out.dtype == np.uint8 and np.all(out == 7)
 
 
+def test_transforms_equal_the_array_formulation_for_arrays_and_pillow_images():
+    """Crop, resize and flip done in Pillow give the pixels of the array formulation
+    (torchvision's order: crop the array, resize the crop, flip the result)."""
+    image = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    flips = set()
+    for seed in range(24):
+        rng = np.random.default_rng(seed)
+        top, left, h, w = imagenet.crop_box(37, 53, rng)
+        want = np.asarray(Image.fromarray(image[top:top + h, left:left + w])
+                          .resize((16, 16), Image.BILINEAR))
+        flips.add(flip := rng.uniform() < 0.5)
+        want = want[:, ::-1] if flip else want
+        offset = imagenet.lighting_offset(rng.normal(0.0, imagenet.LIGHTING_STD, 3))
+        for source in (image, Image.fromarray(image)):
+            crop, lighting = imagenet.train_crop(source, 16, np.random.default_rng(seed))
+            np.testing.assert_array_equal(crop, want)
+            np.testing.assert_array_equal(lighting, offset)
+    assert flips == {True, False}
+    # Eval: shorter side 37 -> round(16 * 256 / 224) = 18, longer 53 * 18 / 37 -> 26.
+    resized = np.asarray(Image.fromarray(image).resize((26, 18), Image.BILINEAR))
+    for source in (image, Image.fromarray(image), Image.fromarray(image).convert("RGBA")):
+        np.testing.assert_array_equal(imagenet.eval_transform(source, 16), resized[1:17, 5:21])
+
+
 @pytest.fixture(scope="module")
 def imagenet_stream():
     """The mocked tfds imagenet2012 (10 random examples per split) as a stream, decoded in

@@ -17,15 +17,19 @@ from relgraph_jax.data.testing import write_image_folder
 from relgraph_jax.train import trainer
 from helpers import fast_trainer_compiles
 
-# config module -> (nodes, base width, model-field overrides that shrink it). EfficientNet
+# config module -> (nodes, base width, model-field overrides that shrink it).
+# A ResNet-34 stem as wide as the first stage would give the complete graph an identity
+# shortcut there and its wider matched twin a projection: two model structures, two
+# compiled buckets; a stem of 10 gives both a projection, so they share one.
+# EfficientNet
 # keeps its stage widths at its base widths, as B0 does (the expansion widths of its graph
 # models follow the base widths); its graph has 6 nodes and degree 4, so a matched stage
 # narrower than 6 channels would still have a WS recipe (k/n = 2/3 keeps k >= 2 down to 3).
 FAMILIES = {
     "mlp_cifar10": (8, 16, dict(stem_width=16)),
     "cnn8_imagenet": (8, 8, dict(stem_width=8)),
-    "resnet34_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
-    "resnet34sep_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
+    "resnet34_imagenet": (8, 8, dict(stem_width=10, depths=(1, 1, 1, 1))),
+    "resnet34sep_imagenet": (8, 8, dict(stem_width=10, depths=(1, 1, 1, 1))),
     "resnet50_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
     "efficientnet_b0_imagenet": (6, 40, dict(stem_width=8, head_width=16, base_widths=(16, 24, 40),
                                              depths=(1, 1, 1), kernels=(3, 3, 5), strides=(1, 2, 2),
@@ -61,6 +65,10 @@ def test_one_step_of_every_family(name, data_sets, tmp_path):
         config.data.source = "tfds"
         config.data.path = None
     config.input_shape = (32, 32, 3)
+    # One device: each bucket holds one variant, and on the suite's 8 fake devices it would
+    # run 8 copies of the model. Layouts are checked elsewhere (test_train: the same
+    # records on 1 and 8 devices; test_imagenet_input: the streamed sweep on 4).
+    config.mesh.devices = 1
     # BatchNorm over 2 groups of 4 and precise BN from the one batch: both run in each path.
     config.train.update(dict(batch_size=8, epochs=1, eval_batch_size=8, steps_per_call=1,
                              width_buckets=1, bn_group_size=4, precise_bn_samples=8))

@@ -135,7 +135,7 @@ def test_bad_flags_get_one_line_and_write_nothing(args, message, tmp_path):
                           capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1
-    assert lines[0].startswith("import_graph2nn: ") and message in lines[0]
+    assert lines[0].startswith("experiments.import_graph2nn: ") and message in lines[0]
     assert not (tmp_path / "out").exists()
 
 

@@ -541,11 +541,35 @@ def test_ctrl_c_checkpoints_and_reports_the_signal(copy, monkeypatch):
         original(*args)
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during the first chunk
     monkeypatch.setattr(trainer, "train_steps", interrupted)
-    summary = _run(copy)
+    # Ctrl-C handled as in a terminal: a job started in the background (`cmd &`) begins
+    # with SIGINT ignored, and the trainer leaves an ignored signal ignored.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        summary = _run(copy)
+        after = signal.getsignal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert summary["stopped_by_signal"] == signal.SIGINT and not summary["finished"]
     assert summary["step"] == 15  # the chunk of 4 steps from 11 ran to its end
     assert sorted(os.listdir(copy / "checkpoints")) == ["11", "15"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert after is signal.default_int_handler  # the trainer put back the one it found
+
+
+def test_a_signal_before_training_saves_nothing_new_and_names_itself(copy, monkeypatch, capsys):
+    shutil.rmtree(copy / "checkpoints" / "22")
+    build_sweep = trainer.build_sweep
+
+    def preempted(*args, **kwargs):
+        run = build_sweep(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # while the run starts, before its first chunk
+        return run
+    monkeypatch.setattr(trainer, "build_sweep", preempted)
+    summary = _run(copy)
+    assert summary["stopped_by_signal"] == signal.SIGTERM and not summary["finished"]
+    assert (summary["step"], summary["steps_run"]) == (11, 0)
+    assert sorted(os.listdir(copy / "checkpoints")) == ["11"]
+    assert ("stopped before training from step 11 by SIGTERM: nothing new to save"
+            in capsys.readouterr().out)
 
 
 _PROCESS = """

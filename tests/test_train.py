@@ -155,22 +155,42 @@ def test_a_diverging_variant_is_frozen_and_spares_the_others(reference, tmp_path
 
 
 def test_two_processes_train_one_sweep_together(reference, tmp_path):
-    """jax.distributed with 2 local processes x 2 CPU devices; process 0 writes records."""
+    """jax.distributed with 2 local processes x 2 CPU devices; process 0 writes records.
+    A SIGTERM that reaches only process 1, in its second chunk (steps 4-8), stops both
+    after that chunk with one checkpoint; rerun, they finish with the uninterrupted
+    records."""
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(f"""
-        import os, sys
+        import os, signal, sys
         os.environ["JAX_PLATFORMS"] = "cpu"
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         sys.path.insert(0, {REPO!r})
         import jax
         jax.distributed.initialize("127.0.0.1:{free_port()}", 2, int(sys.argv[1]))
         sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from helpers import shared_trainer_compiles
         from test_train import tiny_config
         from relgraph_jax.train import trainer
-        trainer.train_and_evaluate(tiny_config(), {str(tmp_path / "run")!r})
+        train_steps, chunks = trainer.train_steps, []
+
+        def preempted_on_process_1(*args):
+            train_steps(*args)
+            chunks.append(args[1])
+            if jax.process_index() == 1 and len(chunks) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        trainer.train_steps = preempted_on_process_1
+        with shared_trainer_compiles(fast=False):  # the rerun compiles nothing new
+            first = trainer.train_and_evaluate(tiny_config(), {str(tmp_path / "run")!r})
+            second = trainer.train_and_evaluate(tiny_config(), {str(tmp_path / "run")!r})
+        print("stopped at", first["step"], "by", first["stopped_by_signal"], "finished",
+              second["finished"], "chunks from", chunks)
     """))
     outputs = run_two_processes(script, REPO)
     assert "4 devices" in outputs[0]
+    for output in outputs:
+        assert "stopped at 8 by 15 finished True chunks from [0, 4, 8, 11, 15, 19]" in output, \
+            output[-3000:]
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == ["11", "22"]
     assert _records(str(tmp_path / "run")) == reference
 
 

@@ -109,11 +109,13 @@ def load(spec: DataSpec):
                      f"relgraph_jax.data.open_stream(data_cfg) ({spec.path!r})")
 
 
-def read_image(path: str) -> np.ndarray:
-    """The image at `path` as uint8 RGB (H, W, 3); ValueError naming the file if unreadable."""
+def read_image(path: str) -> Image.Image:
+    """The image at `path`, decoded, as a Pillow RGB image (the transforms crop and resize
+    it in Pillow); ValueError naming the file if unreadable."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            image.load()
+            return image if image.mode == "RGB" else image.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot decode image file {path!r} ({type(e).__name__}: {e}); "
                          "remove or replace it") from e

@@ -44,10 +44,16 @@ def crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, in
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    if image.shape[:2] == (height, width):
-        return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
+def _as_image(image: Image.Image | np.ndarray) -> Image.Image:
+    """A Pillow RGB image of a decoded one (Pillow, or a uint8 (H, W, 3) array)."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, np.uint8))
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _resize(image: Image.Image, width: int, height: int) -> Image.Image:
+    return image if image.size == (width, height) else image.resize((width, height),
+                                                                   Image.BILINEAR)
 
 
 def lighting_offset(alpha: np.ndarray) -> np.ndarray:
@@ -55,28 +61,31 @@ def lighting_offset(alpha: np.ndarray) -> np.ndarray:
     return (EIGVECS @ (np.asarray(alpha) * EIGVALS) * 255.0).astype(np.float32)
 
 
-def train_crop(image: np.ndarray, size: int,
+def train_crop(image: Image.Image | np.ndarray, size: int,
                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The train transform in two parts: the random-sized crop, resized and maybe flipped
     (uint8 (size, size, 3)), and its PCA lighting offset (float32 (3,), 0-255 scale).
 
     The train image is crop.astype(float32) + offset. Streams carry the uint8 crop, a
-    quarter of the float32 image's bytes, and make that sum on the device.
+    quarter of the float32 image's bytes, and make that sum on the device. Crop, resize
+    and flip stay in Pillow, which converts to an array once, at the end: the same pixels
+    as cropping and flipping the array, 16 % less time per image (benchmarks/RESULTS.md).
     """
-    top, left, h, w = crop_box(image.shape[0], image.shape[1], rng)
-    out = _resize(image[top:top + h, left:left + w], size, size)
+    image = _as_image(image)
+    top, left, h, w = crop_box(image.height, image.width, rng)
+    out = _resize(image.crop((left, top, left + w, top + h)), size, size)
     if rng.uniform() < 0.5:
-        out = out[:, ::-1]
-    return np.ascontiguousarray(out), lighting_offset(rng.normal(0.0, LIGHTING_STD, 3))
+        out = out.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(out), lighting_offset(rng.normal(0.0, LIGHTING_STD, 3))
 
 
-def eval_transform(image: np.ndarray, size: int) -> np.ndarray:
+def eval_transform(image: Image.Image | np.ndarray, size: int) -> np.ndarray:
     """Resize the shorter side to round(size * 256 / 224), centre crop size: uint8."""
-    height, width = image.shape[:2]
+    image = _as_image(image)
+    width, height = image.size
     short = int(round(size * RESIZE_RATIO))
     scale = short / min(height, width)
     new_h = short if height <= width else int(round(height * scale))
     new_w = short if width < height else int(round(width * scale))
-    out = _resize(image, new_h, new_w)
     top, left = (new_h - size) // 2, (new_w - size) // 2
-    return np.ascontiguousarray(out[top:top + size, left:left + size])
+    return np.asarray(_resize(image, new_w, new_h).crop((left, top, left + size, top + size)))

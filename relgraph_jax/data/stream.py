@@ -33,6 +33,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import grain
 import numpy as np
 from absl import flags
+from PIL import Image
 
 from relgraph_jax.data import dataset as dataset_lib
 from relgraph_jax.data import imagefolder, tfds_source
@@ -76,13 +77,20 @@ def valid_rows(batch: int, batch_size: int, rows: range, num_examples: int) -> n
     return batch * batch_size + np.arange(rows.start, rows.stop) < num_examples
 
 
-def read_example(source, index: int, name: str) -> tuple[np.ndarray, np.int32]:
-    """(uint8 RGB image, label) of example `index` of a random-access source."""
+def read_example(source, index: int, name: str) -> tuple[Image.Image | np.ndarray, np.int32]:
+    """(RGB image, label) of example `index` of a random-access source: a Pillow image as
+    an image folder decodes it, or a uint8 (H, W, 3) array as tfds does."""
     example = source[index]
-    image = np.asarray(example["image"], np.uint8)
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"{name} example {index}: expected an RGB image (H, W, 3), "
-                         f"got shape {image.shape}")
+    image = example["image"]
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB":
+            raise ValueError(f"{name} example {index}: expected an RGB image, got mode "
+                             f"{image.mode!r}")
+    else:
+        image = np.asarray(image, np.uint8)
+        if image.ndim != 3 or image.shape[-1] != 3:
+            raise ValueError(f"{name} example {index}: expected an RGB image (H, W, 3), "
+                             f"got shape {image.shape}")
     return image, np.int32(example["label"])
 
 

@@ -9,7 +9,8 @@ which no record is lost), build the stacked states and compile. Each evaluation'
 are appended to WORKDIR/results.jsonl before the checkpoint is written, so a kill anywhere
 loses at most the work since the last checkpoint and never duplicates a record, and a
 records write that fails stops the run before that checkpoint. SIGTERM and SIGINT stop it
-after the current chunk, with a checkpoint.
+after the current chunk, with a checkpoint; in a multi-host run a signal that reaches any
+process stops every process after the same chunk.
 
 How a step runs: `step.train_step` is one variant's update; `programs.build` wraps it once
 per bucket for all its variants, the devices and a chunk of steps; the loop below calls
@@ -60,10 +61,6 @@ class _StopFlag:
         self.signum = None
         self._previous = {}
 
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
     @contextlib.contextmanager
     def installed(self):
         try:  # a signal ignored at start (SIGINT of a background job) stays ignored
@@ -85,6 +82,20 @@ class _StopFlag:
         # os.write, not print: a handler may run in the middle of another print.
         os.write(2, f"{signal.Signals(signum).name}: stopping after this chunk with a "
                     "checkpoint (send it again to stop at once)\n".encode())
+
+
+def _agreed_stop(stop: _StopFlag) -> int:
+    """The signal that stops the run after this chunk, the same on every process (0: go
+    on). A preemption's SIGTERM reaches the hosts of a slice at different moments, maybe
+    in different chunks; a process deciding alone would save (a collective) and leave while
+    the others trained on, each waiting for the other until the run times out. On several
+    processes the all-gather waits for the chunk to finish, so the hosts do not queue the
+    next chunk before the devices end this one: a gap of one dispatch per chunk."""
+    signum = stop.signum or 0
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        signum = int(np.max(multihost_utils.process_allgather(np.int32(signum))))
+    return signum
 
 
 def _log(msg: str) -> None:
@@ -539,9 +550,9 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
         steps_run = samples_run = 0
         samples_per_step = train_cfg.batch_size * len(run.variants)
         t_start = time.time()
-        saved = step  # what the newest checkpoint holds (0: nothing)
         stop_here = False  # stop_after_steps reached
-        while step < total_steps and not (stop.requested or stop_here):
+        stopping = _agreed_stop(stop)  # a signal came while it started
+        while step < total_steps and not (stopping or stop_here):
             n = min(train_cfg.steps_per_call, steps_per_epoch - step % steps_per_epoch)
             if train_cfg.checkpoint_every_steps:
                 n = min(n, train_cfg.checkpoint_every_steps - step % train_cfg.checkpoint_every_steps)
@@ -572,23 +583,22 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                                       source, resident, data_spec, steps_per_epoch, previous=run)
                     samples_per_step = train_cfg.batch_size * len(run.variants)
             stop_here = stop_after_steps is not None and steps_run >= stop_after_steps
-            if (evaluated or stop.requested or stop_here
+            stopping = _agreed_stop(stop)
+            if (evaluated or stopping or stop_here
                     or due(before, step, train_cfg.checkpoint_every_steps)):
                 _save(run, ckpts, step)
-                saved = step
-        if (stop.requested or stop_here) and step < total_steps:
-            if saved != step:  # the signal came just after the last chunk's checks
-                _save(run, ckpts, step)
-            _log(f"stopped at step {step}: checkpoint saved; rerun the same command to resume"
-                 if steps_run else f"stopped before training from step {step}: nothing new "
-                 "to save; rerun the same command to resume")
+        if (stopping or stop_here) and step < total_steps:  # saved at this step (or nothing new)
+            why = f" by {signal.Signals(stopping).name}" if stopping else ""  # whichever process got it
+            _log(f"stopped at step {step}{why}: checkpoint saved; rerun the same command to resume"
+                 if steps_run else f"stopped before training from step {step}{why}: nothing "
+                 "new to save; rerun the same command to resume")
     finished = step >= total_steps
     if finished:
         trained = (f"search kept {search.progress(step)}" if search else
                    f"{len(variant_list)} variants x {train_cfg.epochs} epochs")
         _log(f"done: {trained}; results in {store.path if store else workdir}")
     return {"variants": len(variant_list), "steps_run": steps_run, "step": step,
-            "finished": finished, "stopped_by_signal": stop.signum,
+            "finished": finished, "stopped_by_signal": stopping or None,
             "variants_alive": len(run.variants),
             "model_epochs": (search.model_epochs(step) if search else
                              len(variant_list) * step / steps_per_epoch)}
