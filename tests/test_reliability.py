@@ -237,8 +237,15 @@ def copy(finished, tmp_path):
     return workdir
 
 
-def _no_data_loading(monkeypatch):
-    monkeypatch.setattr(trainer, "_open_data", lambda *a: pytest.fail("loaded data"))
+def _refused_before_loading(workdir, match):
+    """Runs the small sweep in `workdir` and expects a WorkdirError matching `match`, raised
+    before any data is loaded and with the workdir's files left as they were."""
+    listing = sorted(os.listdir(workdir))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "_open_data", lambda *a: pytest.fail("loaded data"))
+        with pytest.raises(workdir_lib.WorkdirError, match=match):
+            trainer.train_and_evaluate(_small_config(), str(workdir))
+    assert sorted(os.listdir(workdir)) == listing
 
 
 def test_a_finished_workdir_holds_its_data_fingerprint_and_no_lock(finished):
@@ -426,12 +433,9 @@ def test_lost_records_no_kept_checkpoint_can_recompute_are_refused(copy):
         trainer.train_and_evaluate(_small_config(), str(copy))
 
 
-def test_a_workdir_without_its_config_json_is_refused(copy, monkeypatch):
+def test_a_workdir_without_its_config_json_is_refused(copy):
     (copy / workdir_lib.CONFIG_FILE).unlink()
-    _no_data_loading(monkeypatch)
-    with pytest.raises(workdir_lib.WorkdirError,
-                       match=r"holds checkpoints/ and results.jsonl but no config.json"):
-        trainer.train_and_evaluate(_small_config(), str(copy))
+    _refused_before_loading(copy, r"holds checkpoints/ and results.jsonl but no config.json")
 
 
 def test_a_workdir_without_its_data_json_is_refused_unless_its_data_is_adopted(
@@ -439,14 +443,8 @@ def test_a_workdir_without_its_data_json_is_refused_unless_its_data_is_adopted(
     """data.json deleted (or never written: a workdir from before data fingerprints) is
     refused, leaving the workdir as it is; --adopt_data records the current data's."""
     (copy / workdir_lib.DATA_FILE).unlink()
-    listing = sorted(os.listdir(copy))
-    with pytest.MonkeyPatch.context() as patch:
-        _no_data_loading(patch)
-        with pytest.raises(workdir_lib.WorkdirError,
-                           match=r"holds checkpoints/ and results.jsonl but no data.json, so "
-                                 r"which data made them is unknown.*rerun with --adopt_data"):
-            trainer.train_and_evaluate(_small_config(), str(copy))
-    assert sorted(os.listdir(copy)) == listing
+    _refused_before_loading(copy, r"holds checkpoints/ and results.jsonl but no data.json, so "
+                                  r"which data made them is unknown.*rerun with --adopt_data")
     assert _run(copy, adopt_data=True)["finished"]
     assert "had no data.json: recorded the current data's, as --adopt_data asked" \
         in capsys.readouterr().out
@@ -484,7 +482,7 @@ def test_a_workdir_from_before_unset_config_fields_resumes(tmp_path):
         workdir_lib.check_compatible(str(tmp_path), config)
 
 
-def test_changed_data_is_refused_before_anything_is_loaded(copy, tmp_path, monkeypatch):
+def test_changed_data_is_refused_before_anything_is_loaded(copy, tmp_path):
     data = digits_lib.load(parse_data({"source": "digits"}))
     npz = tmp_path / "d.npz"
     arrays = dict(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
@@ -500,13 +498,8 @@ def test_changed_data_is_refused_before_anything_is_loaded(copy, tmp_path, monke
 
     recorded = json.loads((copy / workdir_lib.DATA_FILE).read_text())
     (copy / workdir_lib.DATA_FILE).write_text(json.dumps(dict(recorded, blake2b="0" * 32)))
-    listing = sorted(os.listdir(copy))
-    _no_data_loading(monkeypatch)
-    with pytest.raises(workdir_lib.WorkdirError,
-                       match=rf"the data changed since workdir .* was made \(blake2b: '0+' "
-                             rf"there vs '{recorded['blake2b']}' now\)"):
-        trainer.train_and_evaluate(_small_config(), str(copy))
-    assert sorted(os.listdir(copy)) == listing
+    _refused_before_loading(copy, rf"the data changed since workdir .* was made \(blake2b: "
+                                  rf"'0+' there vs '{recorded['blake2b']}' now\)")
 
 
 def test_the_data_fingerprint_of_every_source(tmp_path):
