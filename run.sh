@@ -3,13 +3,15 @@
 #   ./run.sh            set up (if needed) and run the offline quick start
 #   ./run.sh test       set up (if needed) and run the test suite
 #   ./run.sh ARGS...    set up (if needed) and pass ARGS to `python -m experiments.main`
+# On a GPU or TPU VM, JAX_EXTRA=cuda12 (or cuda13, tpu) also installs jax's wheels for it.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=${RELGRAPH_VENV:-.venv}
 PY=${PYTHON:-python3}
+EXTRA=${JAX_EXTRA:-}
 
 setup() {
-  local stamp="$VENV/.installed"
+  local stamp="$VENV/.installed${EXTRA:+-$EXTRA}"
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
@@ -18,6 +20,9 @@ setup() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -r requirements.txt
     "$VENV/bin/python" -m pip install -q --no-deps -e .
+    if [ -n "$EXTRA" ]; then
+      "$VENV/bin/python" -m pip install -q --upgrade "jax[$EXTRA]"
+    fi
     touch "$stamp"
   fi
 }

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
 from relgraph_jax import budget, graph2nn_results, models
-
-DEFAULT_SRC = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference",
-                           "graph2nn_results", "final_results.tar.xz")
 
 
 def compare(task: str, runs) -> dict:
@@ -51,7 +47,8 @@ def compare(task: str, runs) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--src", default=DEFAULT_SRC, help="final_results folder or .tar.xz")
+    parser.add_argument("--src", default=graph2nn_results.DEFAULT_SRC,
+                        help="final_results folder or .tar.xz (default: the package's copy)")
     parser.add_argument("--tasks", default=",".join(graph2nn_results.TASKS),
                         help=f"comma-separated, of {', '.join(graph2nn_results.TASKS)}")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON only")

@@ -1,10 +1,10 @@
 """Accuracy parity of the fast paths against the f32 mask-path reference.
 
-  python benchmarks/parity.py [--steps=300] [--window=25]
+  python benchmarks/parity.py [--steps=300] [--window=25] [--data=data_cache/cifar10_jpeg.npz]
       [--graphs='paper:n64_52/9;paper:n64_52/40;paper:n64_52/20;complete:n=64']
 
-Trains the same variants (MLP recipe, shared CIFAR-10 copy in data_cache/cifar10.npz,
-seed 0) several ways and compares their training-loss curves, averaged over windows of
+Trains the same variants (MLP recipe, CIFAR-10: the official release, or with
+--data=NPZ an arrays file such as the decoded JPEG copy; seed 0) several ways and compares their training-loss curves, averaged over windows of
 `window` steps:
 - reference: every variant alone at its own width, mask path, float32, one at a time;
 - padded: all variants in one program padded to the widest, vmapped together;
@@ -33,7 +33,7 @@ PATHS = {
 }
 
 
-def _config(path: str, graphs: str, overrides: dict):
+def _config(path: str, graphs: str, overrides: dict, data_path: str | None):
     spec = importlib.util.spec_from_file_location("parity_config", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -42,6 +42,8 @@ def _config(path: str, graphs: str, overrides: dict):
     config.mesh.devices = 1
     config.train.variant_batch = 1
     config.train.width_buckets = 64  # the reference: every width its own program
+    if data_path:
+        config.data.source, config.data.path = "arrays", data_path
     for dotted, value in overrides.items():
         section, name = dotted.split(".")
         config[section][name] = value
@@ -77,6 +79,8 @@ def main():
                         default="paper:n64_52/9;paper:n64_52/40;paper:n64_52/20;complete:n=64")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--window", type=int, default=25)
+    parser.add_argument("--data", default=None, help="an arrays .npz (e.g. the decoded JPEG "
+                        "copy of CIFAR-10) instead of the config's data")
     parser.add_argument("--paths", default=",".join(PATHS))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -87,7 +91,7 @@ def main():
                      f"{unknown or names}); need 1 <= --window <= --steps")
     # With --json, stdout carries only the JSON object: the trainer's log goes to stderr.
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        curves = {name: loss_curve(_config(args.config, args.graphs, PATHS[name]), args.steps,
+        curves = {name: loss_curve(_config(args.config, args.graphs, PATHS[name], args.data), args.steps,
                                    args.window) for name in names}
     ref = curves["reference"]
     result = {"graphs": args.graphs, "steps": args.steps, "window": args.window,

@@ -1,11 +1,11 @@
 r"""Import the authors' recorded runs (graph2nn's final_results) as project workdirs.
 
-  python -m experiments.import_graph2nn --src ../shared/reference/graph2nn_results/final_results.tar.xz \
-      --task resnet34_imagenet --out runs/graph2nn/resnet34_imagenet
-  python -m experiments.import_graph2nn --src PATH --task all --out runs/graph2nn   # one workdir per task
+  python -m experiments.import_graph2nn --task resnet34_imagenet --out runs/graph2nn/resnet34_imagenet
+  python -m experiments.import_graph2nn --task all --out runs/graph2nn   # one workdir per task
   python -m experiments.analyze --workdir runs/graph2nn/resnet34_imagenet
 
-PATH is graph2nn's `final_results` folder or the shipped `final_results.tar.xz`. TASK is
+--src (default: the authors' file the package ships, `graph2nn_results.DEFAULT_SRC`) is
+graph2nn's `final_results` folder or a `final_results.tar.xz`. TASK is
 one of mlp_cifar10, cnn6_imagenet, resnet34_imagenet, resnet34_sep_imagenet,
 resnet50_imagenet, efficientnet_imagenet, or all (then OUT/TASK for each).
 
@@ -31,8 +31,10 @@ from absl import flags
 
 from experiments import cli
 from relgraph_jax import results
+from relgraph_jax.graph2nn_results import DEFAULT_SRC
 
-_SRC = flags.DEFINE_string("src", None, "graph2nn's final_results folder or final_results.tar.xz.")
+_SRC = flags.DEFINE_string("src", DEFAULT_SRC, "graph2nn's final_results folder or "
+                           "final_results.tar.xz (default: the authors' file the package ships).")
 _TASK = flags.DEFINE_string("task", None, "The recorded task to import, or 'all'.")
 _OUT = flags.DEFINE_string("out", None, "The workdir to write (for 'all': one folder per task in it).")
 

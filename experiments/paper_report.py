@@ -33,7 +33,6 @@ from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import brain, loading, paper, stats, write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(REPO, "..", "shared", "reference", "graph2nn_results", "final_results.tar.xz")
 OUT = os.path.join(REPO, "docs", "results", "paper")
 
 
@@ -391,7 +390,7 @@ def _write_readme(out, families, body, tally, seconds) -> None:
              f"Wall time of that command on this project's 2-core CPU machine: {seconds:.0f} s "
              "(regenerating the 3942 MLP graphs for their C and L, in a second process, is "
              "the longest part). It imports graph2nn's final_results "
-             "(`../shared/reference/graph2nn_results/final_results.tar.xz`) with "
+             "(the package's copy, `relgraph_jax/graph2nn_results/final_results.tar.xz`) with "
              "`experiments.import_graph2nn` into a temporary folder, writes one report per "
              "family with `experiments.analyze --paper_choices` at the last epoch (runs "
              "missing there are named in each report's Data status, not filled in), and this "
@@ -485,7 +484,7 @@ def build(src: str, out: str) -> float:
 def main(argv=None):
     # argparse, not absl: experiments.import_graph2nn already defines absl's --src and --out.
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--src", default=SRC, help="graph2nn's final_results.tar.xz, with its "
+    parser.add_argument("--src", default=graph2nn_results.DEFAULT_SRC, help="graph2nn's final_results.tar.xz, with its "
                         "LICENSE beside it")
     parser.add_argument("--out", default=OUT, help="folder to (re)write")
     args = parser.parse_args(argv)

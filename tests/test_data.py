@@ -16,13 +16,13 @@ from helpers import imagenet_train_image
 
 # ---- config blocks ------------------------------------------------------------------
 @pytest.mark.parametrize("cfg, error, fragment", [
-    ({"source": "cifar10"}, ValueError, "did you mean source='tfds', name='cifar10'"),
+    ({"source": "cifar10"}, ValueError, "did you mean source='cifar', name='cifar10'"),
     ({"source": "data_cache/c.npz"}, ValueError, "path='data_cache/c.npz'"),
     ({"source": "tfds", "name": "cifar100"}, ValueError, "allowed: ['cifar10', 'imagenet2012'"),
     ({"source": "tfds", "name": "digits"}, ValueError, "source='digits'"),
     ({"source": "digits", "name": "mnist"}, ValueError, "source='tfds', name='mnist'"),
     ({"source": "tfds", "name": "mnist", "path": "x.npz"}, ValueError,
-     "only used with source='arrays'"),
+     "only used with source in ['arrays', 'imagefolder', 'cifar']"),
     ({"source": "arrays", "path": "x.npz", "tfds_data_dir": "/d"}, ValueError,
      "only used with source='tfds'"),
     ({"source": "arrays"}, ValueError, "prepare_cifar10"),

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from experiments import configs, describe
@@ -97,15 +98,42 @@ def test_runlocal_variant_is_small_and_offline(name):
         load(name, "fast")
 
 
-def test_brain_config_takes_a_network_and_runlocal():
+def test_brain_config_trains_the_authors_directed_network_by_default():
+    """graph2nn's brain MLPs used the directed `*raw` networks: `brain:NAME` (file entry
+    [u, v] = message v -> u); the symmetrised network is the option `sym`."""
     full = load("mlp_cifar10_brain", "cat")
-    assert (full.model.nodes, full.graphs) == (52, "brain:cat/sym;brain:cat;complete:n=52")
+    assert (full.model.nodes, full.graphs) == (52, "brain:cat;complete:n=52")
+    directed = graphs.RelationalGraph.from_spec("brain:cat")
+    text = (pathlib.Path(graphs.__file__).parent / "data" / "brain" / "cat.txt").read_text()
+    file_entries = np.array([[c == "1" for c in line] for line in text.split()])
+    # adjacency[a, b] is the message a -> b, so file entry [u, v] (v -> u) sits at [v, u].
+    np.testing.assert_array_equal(directed.adjacency & ~np.eye(52, dtype=bool),
+                                  file_entries.T & ~np.eye(52, dtype=bool))
+    assert load("mlp_cifar10_brain", "cat,sym").graphs == "brain:cat/sym;complete:n=52"
     smoke = load("mlp_cifar10_brain", "cat,runlocal")
     assert (smoke.model.nodes, smoke.graphs, smoke.data.source) == (
-        52, "brain:cat/sym;complete:n=52", "digits")
-    assert load("mlp_cifar10_brain", "runlocal").graphs == "brain:mcwhole/sym;complete:n=71"
+        52, "brain:cat;complete:n=52", "digits")
+    assert load("mlp_cifar10_brain", "runlocal").graphs == "brain:mcwhole;complete:n=71"
+    assert load("mlp_cifar10_brain", "sym,runlocal").graphs == "brain:mcwhole/sym;complete:n=71"
     with pytest.raises(ValueError, match="unknown config argument 'cat,fast'"):
         load("mlp_cifar10_brain", "cat,fast")
+    with pytest.raises(ValueError, match="names 2 brain networks"):
+        load("mlp_cifar10_brain", "cat,mcvisual")
+
+
+@pytest.mark.parametrize("name", ["mlp_cifar10", "mlp_cifar10_52", "mlp_cifar10_brain"])
+def test_cifar10_configs_read_the_official_release_and_the_jpeg_copy_only_by_name(name):
+    config = load(name)
+    assert (config.data.source, config.data.name, config.data.path) == ("cifar", "cifar10", None)
+    spec = data.parse(config.data)
+    assert (spec.source, spec.path, spec.cache_dir) == ("cifar", None, None)
+    jpeg = load(name, "jpeg")
+    assert (jpeg.data.source, jpeg.data.name) == ("arrays", "cifar10")
+    with pytest.raises(ValueError, match="source='arrays' needs data.path"):
+        data.parse(jpeg.data)  # the copy's path is always given explicitly
+    jpeg.data.path = "copy.npz"
+    assert data.parse(jpeg.data).path == "copy.npz"
+    assert load(name, "jpeg,runlocal").data.source == "digits"
 
 
 def test_describe_rejects_graphs_that_do_not_fit_the_model():

@@ -4,15 +4,12 @@ Every graph's width, GFLOPs and parameter count as graph2nn logged them must com
 `budget.match` with the default config; benchmarks/fidelity.py checks all 4,207 graphs,
 this test a sample of every family plus every complete graph.
 """
-import os
-
 import pytest
 
 from benchmarks import fidelity
 from relgraph_jax import budget, graph2nn_results, models
 
-SRC = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference",
-                   "graph2nn_results", "final_results.tar.xz")
+SRC = graph2nn_results.DEFAULT_SRC
 
 # Besides the complete graph: the paper's best graph, the first and last graphs of the
 # set, and (EfficientNet) the graphs whose first stage is narrower than the 16 nodes.

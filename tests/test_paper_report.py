@@ -1,6 +1,6 @@
 """The paper's choices (analysis.paper, per_graph ddof, complete_vs_best best=, right-closed C)
 against hand-computed values, and the paper's printed numbers recomputed from the authors'
-recorded runs (../shared/reference/graph2nn_results/final_results.tar.xz)."""
+recorded runs (the package's copy, graph2nn_results.DEFAULT_SRC)."""
 import io
 import json
 import os
@@ -15,8 +15,7 @@ from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import loading, paper, stats, write_report
 from relgraph_jax.graphs import catalog
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(REPO, "..", "shared", "reference", "graph2nn_results", "final_results.tar.xz")
+SRC = graph2nn_results.DEFAULT_SRC
 IMAGENET = ["cnn6_imagenet", "resnet34_imagenet", "resnet34_sep_imagenet", "resnet50_imagenet",
             "efficientnet_imagenet"]
 # The paper's table (mean +- population std over seeds), complete graph -> best graph.

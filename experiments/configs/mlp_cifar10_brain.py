@@ -5,13 +5,19 @@ it, and the complete graph with as many nodes is the baseline:
   python -m experiments.main --config=experiments/configs/mlp_cifar10_brain.py:cat \
       --workdir=runs/mlp_brain_cat
   python -m experiments.describe --config=experiments/configs/mlp_cifar10_brain.py:mcvisual
-Smoke run (bundled digits, the symmetrised network and the complete graph, one epoch;
-`:runlocal` alone uses mcwhole):
+Smoke run (bundled digits, the network and the complete graph, one epoch; `:runlocal`
+alone uses mcwhole):
   python -m experiments.main --config=experiments/configs/mlp_cifar10_brain.py:cat,runlocal \
       --workdir=/tmp/mlp_brain_smoke
 Networks: mcwhole (macaque whole cortex, 71 areas), mcvisual (macaque visual cortex, 30),
-cat (cat cortex, 52); each is used symmetrised (the paper's undirected relational graph)
-and as given (directed: area u sends to area v).
+cat (cat cortex, 52). By default each is the directed graph the authors' brain-network
+MLPs trained on (graph2nn's `*raw` files), `brain:NAME`: graph2nn reads file entry
+[u, v] = 1 as the message v -> u (its mask convention; `brain:NAME/published` is the
+other direction, u -> v). Option `sym` trains the symmetrised, undirected network
+(`brain:NAME/sym`, the relational graph the paper's (C, L) plane places) instead:
+  --config=experiments/configs/mlp_cifar10_brain.py:cat,sym
+Data as in mlp_cifar10.py: the official release; option `jpeg` (with
+--config.data.path=NPZ) for the JPEG copy.
 """
 from experiments.configs import common
 from relgraph_jax.graphs import RelationalGraph
@@ -20,19 +26,19 @@ NETWORKS = ("mcwhole", "mcvisual", "cat")
 
 
 def get_config(arg=None):
-    network, _, mode = (arg or "").partition(",")
-    if network == "runlocal":
-        network, mode = "", network
-    network = network or "mcwhole"
-    if network not in NETWORKS or mode not in ("", "runlocal"):
-        raise ValueError(f"unknown config argument {arg!r}; allowed: a brain network "
-                         f"{list(NETWORKS)}, optionally with ',runlocal', or 'runlocal'")
+    options = common.get_options(arg, NETWORKS + ("sym",) + common.CIFAR10_OPTIONS)
+    networks = [o for o in options if o in NETWORKS]
+    if len(networks) > 1:
+        raise ValueError(f"config argument {arg!r} names {len(networks)} brain networks; "
+                         f"give one of {list(NETWORKS)}")
+    network = networks[0] if networks else "mcwhole"
     nodes = RelationalGraph.from_spec(f"brain:{network}").n
+    graph = f"brain:{network}/sym" if "sym" in options else f"brain:{network}"
     config = common.experiment(
-        "mlp", graphs=f"brain:{network}/sym;brain:{network};complete:n={nodes}", seeds=5,
-        input_shape=common.CIFAR10_SHAPE, data=common.cifar10_data(),
+        "mlp", graphs=f"{graph};complete:n={nodes}", seeds=5,
+        input_shape=common.CIFAR10_SHAPE, data=common.cifar10_data(jpeg="jpeg" in options),
         train_cfg=common.cifar10_recipe())
     config.model.nodes = nodes
-    if mode == "runlocal":
-        config = common.runlocal(config, graphs=f"brain:{network}/sym;complete:n={nodes}")
+    if "runlocal" in options:
+        config = common.runlocal(config, graphs=config.graphs)
     return config

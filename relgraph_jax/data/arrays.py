@@ -16,7 +16,7 @@ from relgraph_jax.data.spec import PREPARE_CIFAR10, DataNotFoundError, DataSpec
 
 def _missing_file_message(path: str) -> str:
     return (f"data file {path!r} not found (working directory {os.getcwd()!r}); create an .npz "
-            f"with x_train, y_train, x_test, y_test, e.g. the shared CIFAR-10 copy with "
+            f"with x_train, y_train, x_test, y_test, e.g. from the JPEG copy of CIFAR-10 with "
             f"`{PREPARE_CIFAR10}`")
 
 

@@ -4,6 +4,7 @@ A workdir's epochs must all come from one data set: an `.npz` replaced at the sa
 or another version of a tfds data set, would otherwise resume silently. `fingerprint`
 gives a small JSON-able dict per source, taken before a run writes anything:
 
+- cifar: the official release's MD5 (every accepted file has it);
 - arrays: the file's size and BLAKE2b hash (one read of a file the run loads whole anyway);
 - digits: the hash of scikit-learn's bundled digits file;
 - tfds: name, version and the sizes of the two splits (from the metadata, no example read);
@@ -60,7 +61,12 @@ def _imagefolder(spec: DataSpec) -> dict:
     return out
 
 
-_BY_SOURCE = {"arrays": _arrays, "digits": _digits, "tfds": _tfds, "imagefolder": _imagefolder}
+def _cifar(spec: DataSpec) -> dict:
+    from relgraph_jax.data import cifar
+    return {"md5": cifar.RELEASES[spec.name].md5}  # every accepted file has it
+
+
+_BY_SOURCE = {"cifar": _cifar, "arrays": _arrays, "digits": _digits, "tfds": _tfds, "imagefolder": _imagefolder}
 
 
 def fingerprint(spec: DataSpec) -> dict:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from relgraph_jax.data import arrays, digits, imagefolder, stream, tfds_source, validation
+from relgraph_jax.data import (arrays, cifar, digits, imagefolder, stream, tfds_source,
+                               validation)
 from relgraph_jax.data.dataset import Dataset
 from relgraph_jax.data.spec import DataSpec, parse
 
-_MODULES = {"arrays": arrays, "digits": digits, "tfds": tfds_source, "imagefolder": imagefolder}
+_MODULES = {"cifar": cifar, "arrays": arrays, "digits": digits, "tfds": tfds_source, "imagefolder": imagefolder}
 
 
 def validate(data_cfg: Any) -> DataSpec:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from relgraph_jax.data.augment import CROP_STYLES
 
-SOURCES = ("arrays", "tfds", "digits", "imagefolder")
+SOURCES = ("cifar", "arrays", "tfds", "digits", "imagefolder")
 TFDS_NAMES = ("cifar10", "imagenet2012", "fashion_mnist", "mnist")
 STREAMING_NAMES = ("imagenet2012",)
 # The default data.workers: the usable cores, at most this many. Each worker is a spawned
@@ -21,10 +21,13 @@ STREAMING_NAMES = ("imagenet2012",)
 # A host that needs more decoders sets data.workers (benchmarks/input.py measures the rate
 # per worker).
 DEFAULT_WORKERS_CAP = 16
-FIELDS = ("source", "name", "path", "augment", "crop_pad", "crop_style", "flip", "image_size",
-          "tfds_data_dir", "train_split", "test_split", "validation_size", "workers",
-          "prefetch")
-PREPARE_CIFAR10 = "python -m relgraph_jax.data.prepare_cifar10 --out data_cache/cifar10.npz"
+FIELDS = ("source", "name", "path", "cache_dir", "augment", "crop_pad", "crop_style", "flip",
+          "image_size", "tfds_data_dir", "train_split", "test_split", "validation_size",
+          "workers", "prefetch")
+# Sources whose data.path names what to read: an .npz, a folder, a downloaded tarball.
+PATH_SOURCES = ("arrays", "imagefolder", "cifar")
+PREPARE_CIFAR10 = ("python -m relgraph_jax.data.prepare_cifar10 --src cifar10_jpeg.npz "
+                   "--out data_cache/cifar10_jpeg.npz")
 
 
 class DataNotFoundError(FileNotFoundError, ValueError):
@@ -50,6 +53,7 @@ class DataSpec:
     # `default_workers()` when the config leaves it unset) and chunks each keeps ready.
     workers: int = 0
     prefetch: int = 2
+    cache_dir: str | None = None  # source='cifar': where the release is downloaded to
 
     @property
     def streaming(self) -> bool:
@@ -80,14 +84,26 @@ def parse(data_cfg: Any) -> DataSpec:
         raise ValueError(f"unknown data source {source!r}; allowed: {list(SOURCES)}"
                          + _source_hint(source))
     name, path, tfds_data_dir = get("name"), get("path"), get("tfds_data_dir")
-    if source not in ("arrays", "imagefolder") and path:
-        raise ValueError(f"data.path={path!r} is only used with source='arrays' or "
-                         f"'imagefolder', not source={source!r}")
+    cache_dir = get("cache_dir")
+    if source not in PATH_SOURCES and path:
+        raise ValueError(f"data.path={path!r} is only used with source in {list(PATH_SOURCES)}, "
+                         f"not source={source!r}")
     if source != "tfds" and tfds_data_dir:
         raise ValueError(f"data.tfds_data_dir={tfds_data_dir!r} is only used with "
                          f"source='tfds', not source={source!r}")
+    if source != "cifar" and cache_dir:
+        raise ValueError(f"data.cache_dir={cache_dir!r} is only used with source='cifar', "
+                         f"not source={source!r}")
 
-    if source == "digits":
+    if source == "cifar":
+        from relgraph_jax.data.cifar import RELEASES
+        if name not in RELEASES:
+            raise ValueError(f"unknown source='cifar' data set name={name!r}; allowed: "
+                             f"{list(RELEASES)}")
+        for field, value in (("path", path), ("cache_dir", cache_dir)):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"data.{field}={value!r}: must be a non-empty path, or unset")
+    elif source == "digits":
         if name not in (None, "", "digits"):
             raise ValueError(f"source='digits' holds the single data set 'digits', "
                              f"got name={name!r}" + _source_hint(name))
@@ -100,7 +116,7 @@ def parse(data_cfg: Any) -> DataSpec:
     else:
         if not isinstance(path, str) or not path:
             raise ValueError(f"source='arrays' needs data.path to an .npz file, got "
-                             f"path={path!r}; for the shared CIFAR-10 copy run "
+                             f"path={path!r}; for the JPEG copy of CIFAR-10 run "
                              f"`{PREPARE_CIFAR10}`" if source == "arrays" else
                              f"source='imagefolder' needs data.path to a folder with train/ "
                              f"and val/ subfolders of class folders, got path={path!r}")
@@ -131,7 +147,7 @@ def parse(data_cfg: Any) -> DataSpec:
     workers = default_workers() if workers is None else _int(workers, "workers", minimum=0)
     prefetch = 2 if prefetch is None else _int(prefetch, "prefetch", minimum=1)
     return DataSpec(source=source, name=name,
-                    path=path if source in ("arrays", "imagefolder") else None,
+                    path=path if source in PATH_SOURCES else None, cache_dir=cache_dir,
                     augment=_bool(get("augment", True), "augment"),
                     crop_pad=_int(get("crop_pad", 4), "crop_pad", minimum=0),
                     crop_style=crop_style,
@@ -168,6 +184,8 @@ def usable_cores() -> int:
 
 def _source_hint(value: Any) -> str:
     """Suggests the right source for a data set name given in the wrong field."""
+    if value == "cifar10":
+        return " (did you mean source='cifar', name='cifar10', the official release?)"
     if value in TFDS_NAMES:
         return f" (did you mean source='tfds', name='{value}'?)"
     if value == "digits":

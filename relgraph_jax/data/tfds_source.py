@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from relgraph_jax.data import dataset as dataset_lib
-from relgraph_jax.data.spec import PREPARE_CIFAR10, DataNotFoundError, DataSpec
+from relgraph_jax.data.spec import DataNotFoundError, DataSpec
 
 
 def _import_tfds():
@@ -31,8 +31,8 @@ def open_split(spec: DataSpec, split: str):
         return tfds.data_source(spec.name, split=split, data_dir=spec.tfds_data_dir,
                                 download=False)
     except Exception as e:  # tfds raises several types here; all mean "not usable as given"
-        hint = (f"; or use the shared copy: `{PREPARE_CIFAR10}` with source='arrays', "
-                f"path='data_cache/cifar10.npz'" if spec.name == "cifar10" else "")
+        hint = ("; or read the official release without TensorFlow: source='cifar' "
+                "(downloaded on first use)" if spec.name == "cifar10" else "")
         data_dir = f" --data_dir={spec.tfds_data_dir}" if spec.tfds_data_dir else ""
         raise DataNotFoundError(
             f"tfds data set {spec.name!r} split {split!r} is not readable: "

@@ -493,12 +493,12 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
     grid_names, _ = variants_lib.grid_combinations(config)
+    workdir_lib.check_writable(workdir)  # before data.validate, which may download
     data_spec = data_lib.validate(config.data)
     data_summary = summarize_data(data_spec)
     check_data(config, data_summary)
     check_memory(config, variant_list, data_summary)
     data_id = data_fingerprint(data_spec)
-    workdir_lib.check_writable(workdir)
     workdir_lib.check_compatible(workdir, config.to_dict(), data_id, adopt_data)
 
     source, resident = _open_data(data_spec)

@@ -36,10 +36,11 @@ class WorkdirError(ValueError):
 # each variant by id). Layout changes leave results bitwise equal for mesh.devices and
 # equal to float32 rounding for the others (another split of the batch, of the buckets'
 # padding or of the variants vmapped together reorders floating-point sums). The worker
-# processes and prefetch depth of a streamed data set change no batch (data/stream.py).
+# processes and prefetch depth of a streamed data set change no batch (data/stream.py), and
+# where the CIFAR release is cached changes no byte of it (its MD5 is in data.json).
 RUN_CONTROL_FIELDS = ("train.log_every_steps", "train.steps_per_call", "mesh.devices",
                       "mesh.data", "train.checkpoint_every_steps", "train.width_buckets",
-                      "train.variant_batch", "data.workers", "data.prefetch")
+                      "train.variant_batch", "data.workers", "data.prefetch", "data.cache_dir")
 
 
 def _flatten(d, prefix=""):

@@ -1,6 +1,7 @@
 """The authors' recorded runs (graph2nn's `analysis/final_results`), read as records.
 
-Source: the `final_results` folder or the shipped `final_results.tar.xz`. Each task
+Source: the `final_results` folder or a `final_results.tar.xz`; the package ships the
+authors' file (MIT, `LICENSE` and `README.md` beside it) as `DEFAULT_SRC`. Each task
 folder holds, per epoch, `names_<task>[_seedS]_epoch<E>.npy` (15 string columns that
 name the run) and `results_<task>[_seedS]_epoch<E>.npy` (rows x seeds x 8 numbers:
 params in millions, GFLOPs, seconds per iteration, top-1 and top-5 error in %, nodes,
@@ -20,6 +21,9 @@ from typing import Iterator
 import numpy as np
 
 from relgraph_jax.graphs import catalog
+
+# The authors' final_results, shipped as package data: a clone and a wheel both have it.
+DEFAULT_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "final_results.tar.xz")
 
 
 @dataclasses.dataclass(frozen=True)
