@@ -15,7 +15,9 @@ project's schema (graphs as `paper:SET/INDEX` with the project's C and L, the ba
 `width`, `gflops`, `params_m`, `top5_error` and `time_per_iter`; and `config.json`, which
 says where the data came from and which runs the authors' files lack (they are reported,
 never invented). Variant ids number the graphs in set order, the complete graph last,
-then the authors' training seeds. An OUT that already holds results is never touched.
+then the authors' training seeds. OUT must be new, empty, or this import's own folder of
+the same task and source, which a rerun keeps (so a rerun after a kill completes an
+`all` import); any other folder is refused, its files untouched.
 
 Epoch E is the evaluation after E epochs of training. The authors' epoch-0 files are left
 out: their logger evaluates "at initialisation" whenever a job starts, so a job that was
@@ -29,7 +31,7 @@ import os
 
 from absl import flags
 
-from experiments import cli
+from experiments import cli, outdir
 from relgraph_jax import results
 from relgraph_jax.graph2nn_results import DEFAULT_SRC
 
@@ -37,24 +39,50 @@ _SRC = flags.DEFINE_string("src", DEFAULT_SRC, "graph2nn's final_results folder 
                            "final_results.tar.xz (default: the authors' file the package ships).")
 _TASK = flags.DEFINE_string("task", None, "The recorded task to import, or 'all'.")
 _OUT = flags.DEFINE_string("out", None, "The workdir to write (for 'all': one folder per task in it).")
+COMMAND = "experiments.import_graph2nn"
 
 
 def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
-    """Writes one workdir per task (OUT itself for a single task); returns each config.json."""
+    """Writes one workdir per task (OUT itself for a single task); returns each config.json.
+
+    Every target is checked before anything is read: new, empty, or this import's own
+    finished folder of the same task and source (skipped: a rerun after a kill completes
+    the rest). Each workdir is built beside its target and renamed into place, so a folder
+    is either the whole import or absent.
+    """
     from relgraph_jax import graph2nn_results
+    if len(tasks) > 1 and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out!r} is a file; --task all writes one folder per task in "
+                         "a folder: give a new or existing folder")
     targets = {task: out if len(tasks) == 1 else os.path.join(out, task) for task in tasks}
+    mark = {task: {"task": task, "src": os.path.abspath(src)} for task in tasks}
+    written, todo = {}, []
     for task, workdir in targets.items():
-        if os.path.exists(os.path.join(workdir, results.RESULTS_FILE)):
-            raise ValueError(f"--out {workdir!r} already holds {results.RESULTS_FILE}; importing "
-                             "never overwrites or mixes results: use a new --out or delete that "
-                             "folder")
-    runs = graph2nn_results.load_runs(src, tasks, epochs="all")
+        if outdir.check_replaceable(workdir, COMMAND):
+            found = {k: v for k, v in outdir.made_by(workdir).items() if k != "command"}
+            if found != mark[task]:
+                raise ValueError(f"--out {workdir!r} holds an import of task {found.get('task')!r} "
+                                 f"from {found.get('src')!r}; importing never overwrites or "
+                                 "mixes results: use a new --out or delete that folder")
+            try:
+                with open(os.path.join(workdir, "config.json")) as f:
+                    written[task] = {**json.load(f), "already_imported": True}
+            except (OSError, ValueError) as e:
+                raise ValueError(f"--out {workdir!r} is an import of task {task!r} whose "
+                                 f"config.json is unreadable ({e}); delete that folder and "
+                                 "rerun to import it again") from e
+        else:
+            todo.append(task)
+    if not todo:
+        return written
+    runs = graph2nn_results.load_runs(src, todo, epochs="all")
     runs = {task: [r for r in task_runs if r.epoch > 0] for task, task_runs in runs.items()}
-    empty = [task for task in tasks if not runs[task]]
+    empty = [task for task in todo if not runs[task]]
     if empty:
         raise ValueError(f"--src {src!r} holds no file of task(s) {', '.join(empty)}")
-    written = {}
-    for task, workdir in targets.items():
+    if len(tasks) > 1:
+        _make_folder(out)
+    for task in todo:
         records, missing = _records(task, runs[task])
         config = {"source": {"kind": "graph2nn final_results (the authors' recorded runs)",
                              "path": os.path.abspath(src), "task": task},
@@ -68,9 +96,18 @@ def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
                               "model",
                   "fields": "test_error = the authors' top-1 error (%); width, gflops, "
                             "params_m, top5_error, time_per_iter as their logger wrote them"}
-        _write(workdir, records, config)
+        with outdir.built_aside(targets[task], COMMAND, **mark[task]) as staging:
+            _write(staging, records, config)
         written[task] = config
     return written
+
+
+def _make_folder(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot make --out {path!r} ({e.strerror}); give a folder you can "
+                         "write to") from e
 
 
 def _records(task: str, runs) -> tuple[list[dict], list[dict]]:
@@ -101,23 +138,12 @@ def _records(task: str, runs) -> tuple[list[dict], list[dict]]:
     for (spec, seed) in variant_of:
         lacking = [e for e in epochs if (spec, seed, e) not in have]
         if lacking:
-            missing.append({"graph": spec, "seed": seed, "epochs": _ranges(lacking)})
+            missing.append({"graph": spec, "seed": seed, "epochs": results.ranges(lacking)})
     return records, missing
-
-
-def _ranges(numbers: list[int]) -> str:
-    """[0, 1, 2, 5] -> '0-2, 5'."""
-    spans, start = [], numbers[0]
-    for a, b in zip(numbers, numbers[1:] + [None]):
-        if b != a + 1:
-            spans.append(f"{start}-{a}" if a != start else f"{a}")
-            start = b
-    return ", ".join(spans)
 
 
 def _write(workdir: str, records: list[dict], config: dict) -> None:
     """config.json and results.jsonl, each written whole to a temporary file and renamed."""
-    os.makedirs(workdir, exist_ok=True)
     results.write_atomically(os.path.join(workdir, "config.json"),
                              (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
     results.write_atomically(os.path.join(workdir, results.RESULTS_FILE), results.encode(records))
@@ -144,6 +170,9 @@ def main(argv):
     written = import_tasks(_SRC.value, tasks, _OUT.value)  # a ValueError: one line (cli.run)
     for task, config in written.items():
         where = _OUT.value if len(tasks) == 1 else os.path.join(_OUT.value, task)
+        if config.get("already_imported"):
+            print(f"{task}: already imported in {where} (kept as it is)")
+            continue
         lacking = "; ".join(f"{m['graph']} seed {m['seed']} (epochs {m['epochs']})"
                             for m in config["missing_runs"]) or "none"
         print(f"{task}: {config['records']} records -> {where}; runs missing in the "

@@ -23,7 +23,7 @@ import sys
 
 from absl import app, flags, logging
 
-from experiments import cli
+from experiments import cli, hosts
 
 FAILED = 1  # an I/O error while running (a full disk, an unreadable file); it can resume
 STOPPED = 128  # + the signal: SIGTERM (143) or SIGINT (130) stopped it after a checkpoint
@@ -40,11 +40,14 @@ _COORDINATOR = flags.DEFINE_string(
     "process count and index (Cloud TPU VMs, Slurm, Open MPI).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", 1, "Processes in a multi-host run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", 0, "This process's index in a multi-host run.")
+_COORDINATOR_TIMEOUT = flags.DEFINE_integer(
+    "coordinator_timeout", 300, "Seconds the processes of a multi-host run wait to meet at "
+    "the coordinator before giving up with a message.")
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise ValueError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # keep Orbax's per-save INFO lines off the terminal
     config = _CONFIG.value
     if _DRY_RUN.value:
@@ -52,13 +55,10 @@ def main(argv):
         describe.print_variants(config)
         return
     if not _WORKDIR.value:
-        raise app.UsageError("--workdir is required (where results and checkpoints go)")
-    if _COORDINATOR.value == "auto":
-        import jax
-        jax.distributed.initialize()
-    elif _NUM_PROCESSES.value > 1:
-        import jax
-        jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+        raise ValueError(f"--workdir={_WORKDIR.value!r}: give the folder where results and "
+                         "checkpoints go")
+    hosts.initialize(hosts.check(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                 _COORDINATOR_TIMEOUT.value))
     from relgraph_jax.train.trainer import train_and_evaluate
     try:
         summary = train_and_evaluate(config, _WORKDIR.value, adopt_data=_ADOPT_DATA.value)

@@ -20,20 +20,20 @@ import dataclasses
 import io
 import os
 import shutil
-import tarfile
 import tempfile
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments import cli
+from experiments import cli, outdir
 from experiments.import_graph2nn import import_tasks
 from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import brain, loading, paper, stats, write_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(REPO, "docs", "results", "paper")
+COMMAND = "experiments.paper_report"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +82,23 @@ def _save(fig: Figure, path: str) -> None:
 
 def _authors_files(src: str) -> dict[str, bytes]:
     """figs/*.png and npys/*.npy of final_results, by 'figs/NAME' or 'npys/NAME'."""
-    found = {}
-    with tarfile.open(src) as archive:
-        for member in archive:
-            parts = member.name.split("/")
-            if member.isfile() and len(parts) >= 2 and parts[-2] in ("figs", "npys"):
-                found["/".join(parts[-2:])] = archive.extractfile(member).read()
-    return found
+    def wanted(path):
+        parts = path.split("/")
+        return len(parts) >= 2 and parts[-2] in ("figs", "npys")
+    return {"/".join(path.replace(os.sep, "/").split("/")[-2:]): blob
+            for path, blob in graph2nn_results.iter_files(src, wanted)}
+
+
+def _licence(src: str) -> str:
+    """The authors' MIT licence: beside --src (the shipped tarball), or for a folder
+    (graph2nn's analysis/final_results) beside it or at the root of its checkout."""
+    here = os.path.dirname(os.path.abspath(src))
+    candidates = [here] + ([os.path.dirname(here)] if os.path.isdir(src) else [])
+    for folder in candidates:
+        if os.path.isfile(os.path.join(folder, "LICENSE")):
+            return os.path.join(folder, "LICENSE")
+    raise ValueError(f"{os.path.join(here, 'LICENSE')} not found: the authors' figures are "
+                     "copied with their MIT licence, which must sit beside --src")
 
 
 # ---------------------------------------------------------------------------- per family
@@ -420,16 +430,23 @@ def _write_readme(out, families, body, tally, seconds) -> None:
 
 
 def build(src: str, out: str) -> float:
-    """Imports, analyses and writes `out`; returns the seconds since this module loaded."""
-    if not os.path.isfile(src):
-        raise ValueError(f"--src {src!r} does not exist; give graph2nn's final_results.tar.xz")
-    licence = os.path.join(os.path.dirname(os.path.abspath(src)), "LICENSE")
-    if not os.path.isfile(licence):
-        raise ValueError(f"{licence} not found: the authors' figures are copied with their "
-                         "MIT licence, which must sit beside --src")
+    """Imports, analyses and writes `out`; returns the seconds since this module loaded.
+
+    The page is built in a folder beside `out` and put in its place at the end, so a bad
+    --src leaves `out` as it was; `out` must be new, empty, or a page this command wrote.
+    """
+    outdir.check_replaceable(out, COMMAND)
+    if not os.path.exists(src):
+        raise ValueError(f"--src {src!r} does not exist; give graph2nn's final_results.tar.xz "
+                         "or final_results folder")
+    licence = _licence(src)
     authors = _authors_files(src)
-    for name in ("authors_figs", "slices", "correlations", *graph2nn_results.TASKS):
-        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    with outdir.built_aside(out, COMMAND) as page:
+        seconds = _write_page(src, page, licence, authors)
+    return seconds
+
+
+def _write_page(src: str, out: str, licence: str, authors: dict[str, bytes]) -> float:
     for name in ("authors_figs", "slices", "correlations"):
         os.makedirs(os.path.join(out, name))
     shutil.copy(licence, os.path.join(out, "authors_figs", "LICENSE"))
@@ -486,7 +503,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--src", default=graph2nn_results.DEFAULT_SRC, help="graph2nn's final_results.tar.xz, with its "
                         "LICENSE beside it")
-    parser.add_argument("--out", default=OUT, help="folder to (re)write")
+    parser.add_argument("--out", default=OUT, help="folder to write: new, empty, or a page this "
+                        "command wrote (it is then replaced)")
     args = parser.parse_args(argv)
     try:
         seconds = build(args.src, args.out)

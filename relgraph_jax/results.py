@@ -75,6 +75,16 @@ def name_some(items: Sequence, limit: int = _MAX_NAMED) -> str:
 
 
 # ----------------------------------------------------------------------------- writing
+def ranges(numbers: Sequence[int]) -> str:
+    """Sorted epochs (or other integers) as text: [0, 1, 2, 5] -> '0-2, 5'."""
+    spans, start = [], numbers[0]
+    for a, b in zip(numbers, list(numbers[1:]) + [None]):
+        if b != a + 1:
+            spans.append(f"{start}-{a}" if a != start else f"{a}")
+            start = b
+    return ", ".join(spans)
+
+
 def encode(records: Iterable[Mapping]) -> bytes:
     """The lines of `records` in the file's format; ValueError for NaN or infinity, which
     JSON cannot hold (a writer records null)."""

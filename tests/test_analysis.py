@@ -507,3 +507,35 @@ def test_command_line_compare_and_missing_workdir(study, tmp_path):
         bad = subprocess.run([sys.executable, "-m", "experiments.analyze", *args], cwd=REPO,
                              env=env, capture_output=True, text=True)
         assert bad.returncode != 0 and message in bad.stderr
+
+
+def test_an_epoch_without_records_is_named_with_the_epochs_there(partial_workdir, tmp_path):
+    with pytest.raises(ValueError, match=r"results.jsonl has no record at epoch 5; its records "
+                                         r"hold epoch\(s\) 1-3"):
+        analysis.write_report(partial_workdir, out=str(tmp_path / "r"), epoch=5)
+    with pytest.raises(ValueError, match=r"has no record at epoch 7; its records hold epoch\(s\) "
+                                         r"1-3"):
+        analysis.write_report(partial_workdir, out=str(tmp_path / "r"), reference=partial_workdir,
+                              reference_epoch=7)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_failed_write_leaves_the_previous_report_whole(partial_workdir, tmp_path, monkeypatch):
+    out = tmp_path / "report"
+    analysis.write_report(partial_workdir, out=str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(report.figures, "plot_heatmap", disk_full)
+    with pytest.raises(ValueError, match=r"could not write the report in .* \(No space left on "
+                                         r"device\); the report there is as it was"):
+        analysis.write_report(partial_workdir, out=str(out))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no half-new figures
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(report.tempfile, "mkdtemp", read_only)
+    with pytest.raises(ValueError, match=r"cannot write the report to .* \(Permission denied\); "
+                                         "give --out a folder you can write to"):
+        analysis.write_report(partial_workdir, out=str(out))

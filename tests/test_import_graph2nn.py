@@ -139,12 +139,67 @@ def test_bad_flags_get_one_line_and_write_nothing(args, message, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_existing_workdir_is_never_overwritten(imported):
+def test_a_rerun_keeps_its_own_import_and_refuses_every_other_folder(imported, tmp_path):
     out, _ = imported
     before = _records(out, SEP)
-    with pytest.raises(ValueError, match="already holds results.jsonl; importing never overwrites"):
-        import_graph2nn.import_tasks(FIXTURE, [SEP], os.path.join(out, SEP))
+    again = import_graph2nn.import_tasks(FIXTURE, [SEP], os.path.join(out, SEP))
+    assert again[SEP]["already_imported"] and _records(out, SEP) == before
+    with pytest.raises(ValueError, match=f"holds an import of task '{SEP}' from "):
+        import_graph2nn.import_tasks(FIXTURE, ["resnet50_imagenet"], os.path.join(out, SEP))
     assert _records(out, SEP) == before
+    # A training workdir whose records were lost, one in use, a folder of other files.
+    cases = {"workdir": {"config.json": '{"seeds": 1}', "checkpoints/22/x": "state"},
+             "running": {"run.lock": "4242 node7"}, "notes": {"config.json": "{}", "a.md": "x"}}
+    for name, files in cases.items():
+        folder = tmp_path / name
+        for rel, text in files.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text)
+        with pytest.raises(ValueError, match="is a non-empty folder that "
+                                             "experiments.import_graph2nn did not make"):
+            import_graph2nn.import_tasks(FIXTURE, [SEP], str(folder))
+        assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*")
+                if p.is_file()} == files
+    assert sorted(os.listdir(tmp_path)) == sorted(cases)  # nothing built beside them
+
+
+def test_an_import_killed_part_way_completes_on_the_rerun(imported, tmp_path, monkeypatch):
+    out, _ = imported
+    target = str(tmp_path / "all")
+    real_write = import_graph2nn._write
+
+    def killed_at_second(workdir, records, config):
+        if config["source"]["task"] == "resnet50_imagenet":
+            raise KeyboardInterrupt  # what a SIGINT part-way looks like to the writer
+        real_write(workdir, records, config)
+    monkeypatch.setattr(import_graph2nn, "_write", killed_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        import_graph2nn.import_tasks(FIXTURE, [SEP, "resnet50_imagenet"], target)
+    assert os.listdir(target) == [SEP]  # the finished task only, no half-written folder
+    monkeypatch.setattr(import_graph2nn, "_write", real_write)
+    done = import_graph2nn.import_tasks(FIXTURE, [SEP, "resnet50_imagenet"], target)
+    assert done[SEP]["already_imported"] and "already_imported" not in done["resnet50_imagenet"]
+    for task in (SEP, "resnet50_imagenet"):
+        assert read_records(os.path.join(target, task, RESULTS_FILE)) == _records(out, task)
+
+
+def test_unwritable_or_full_outputs_get_one_line_and_leave_nothing(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    with pytest.raises(ValueError, match="is a file; --task all writes one folder per task"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP, "mlp_cifar10"], str(blocker))
+    with pytest.raises(ValueError, match=f"--out '{blocker}' is a file, not a folder"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP], str(blocker))
+    with pytest.raises(ValueError, match=f"cannot write next to --out '{blocker}/sub'"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP], str(blocker / "sub"))
+
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(import_graph2nn.results, "write_atomically", full)
+    with pytest.raises(ValueError, match=r"could not write '.*/new' \(No space left on device\); "
+                                         "nothing there was changed"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP], str(tmp_path / "new"))
+    assert sorted(os.listdir(tmp_path)) == ["file"] and blocker.read_text() == "mine"
 
 
 def _mean_errors(workdir, specs):
@@ -185,3 +240,35 @@ def test_reference_between_the_cpu_study_and_the_authors_mlp(imported, tmp_path)
     assert f"**4 shared graphs**: Pearson r = {np.corrcoef(ours, theirs)[0, 1]:.3f}" in text
     offset = np.mean(np.subtract(ours, theirs))
     assert f"Offset, this run minus the reference: {offset:+.2f} points" in text
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("truncated tar", "is not a readable tar archive (EOFError"),
+    ("corrupt tar", "is not a readable tar archive (LZMAError"),
+    ("few columns", "graph2nn's results have 8 numbers per run (rows x seeds x 8), got shape "
+                    "(7, 5, 6)"),
+    ("truncated npy", "results_mlp_cifar10_epoch200.npy in --src"),
+])
+def test_a_damaged_source_is_named_in_one_line(damage, message, tmp_path):
+    folder = tmp_path / "final_results" / "mlp_cifar10"
+    folder.mkdir(parents=True)
+    names, results = _arrays("mlp_cifar10", "mlp_cifar10", 200)
+    np.save(folder / "names_mlp_cifar10_epoch200.npy", names)
+    np.save(folder / "results_mlp_cifar10_epoch200.npy",
+            results[:, :, :6] if damage == "few columns" else results)
+    src = tmp_path / "final_results"
+    if damage == "truncated npy":
+        path = folder / "results_mlp_cifar10_epoch200.npy"
+        path.write_bytes(path.read_bytes()[:200])
+    if "tar" in damage:
+        src = tmp_path / "final_results.tar.xz"
+        with tarfile.open(src, "w:xz") as tar:
+            tar.add(folder.parent, arcname="analysis/final_results")
+        blob = src.read_bytes()
+        half = len(blob) // 2
+        src.write_bytes(blob[:half] if damage == "truncated tar" else
+                        blob[:half] + bytes(200) + blob[half + 200:])
+    with pytest.raises(ValueError) as info:
+        import_graph2nn.import_tasks(str(src), ["mlp_cifar10"], str(tmp_path / "out"))
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -4,18 +4,20 @@ recorded runs (the package's copy, graph2nn_results.DEFAULT_SRC)."""
 import io
 import json
 import os
+import shutil
 import tarfile
 
 import numpy as np
 import pytest
 import scipy.stats
 
-from experiments import import_graph2nn
+from experiments import import_graph2nn, outdir, paper_report
 from relgraph_jax import graph2nn_results, results
 from relgraph_jax.analysis import loading, paper, stats, write_report
 from relgraph_jax.graphs import catalog
 
 SRC = graph2nn_results.DEFAULT_SRC
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "graph2nn_final_results")
 IMAGENET = ["cnn6_imagenet", "resnet34_imagenet", "resnet34_sep_imagenet", "resnet50_imagenet",
             "efficientnet_imagenet"]
 # The paper's table (mean +- population std over seeds), complete graph -> best graph.
@@ -176,3 +178,70 @@ def test_report_with_paper_choices(imported, tmp_path):
     assert summary["paper_choices"] and summary["best"]["graph"] == "paper:n64_52/27"
     assert f"{summary['best']['std']:.2f}" == "0.16"
     assert "Paper's choices" in (tmp_path / "REPORT.md").read_text()
+
+
+# ------------------------------------------------------------- the page's output folder
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _refused(args, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        paper_report.main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(err) == 1
+    return err[0]
+
+
+def test_paper_report_checks_its_input_before_touching_the_page(tmp_path, capsys):
+    """A page this command made keeps every file when --src lacks a family, is truncated
+    or is not a tar archive; a folder it did not make, or a file, is refused outright."""
+    src = tmp_path / "graph2nn" / "analysis" / "final_results"
+    shutil.copytree(FIXTURE, src)  # lacks the CNN and EfficientNet folders
+    shutil.copy(graph2nn_results.DEFAULT_SRC.replace("final_results.tar.xz", "LICENSE"),
+                tmp_path / "graph2nn" / "LICENSE")  # the root of graph2nn's checkout
+    page = tmp_path / "page"
+    (page / "slices").mkdir(parents=True)
+    (page / "slices" / "notes.md").write_text("mine")
+    (page / "resnet34_imagenet").mkdir()
+    (page / "resnet34_imagenet" / "run.log").write_text("log")
+    (page / outdir.MARKER).write_text(json.dumps({"command": "experiments.paper_report"}))
+    before = _tree(page)
+    line = _refused(["--src", str(src), "--out", str(page)], capsys)
+    assert "holds no file of task(s) cnn6_imagenet" in line  # a folder --src is read
+    bad_tars = {"truncated.tar.xz": open(SRC, "rb").read()[:100_000], "plain.tar.xz": b"text"}
+    for name, blob in bad_tars.items():
+        (tmp_path / name).write_bytes(blob)
+        shutil.copy(src.parent.parent / "LICENSE", tmp_path / "LICENSE")
+        line = _refused(["--src", str(tmp_path / name), "--out", str(page)], capsys)
+        assert ("is not a readable tar archive" if name == "truncated.tar.xz" else
+                "is neither a final_results folder nor a tar archive") in line
+    assert _tree(page) == before
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".page")] == []  # nothing aside
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.md").write_text("mine")
+    line = _refused(["--src", SRC, "--out", str(foreign)], capsys)
+    assert "is a non-empty folder that experiments.paper_report did not make" in line
+    assert _tree(foreign) == {"notes.md": b"mine"}
+    line = _refused(["--src", SRC, "--out", str(foreign / "notes.md")], capsys)
+    assert "is a file, not a folder" in line
+
+
+def test_a_page_is_replaced_whole_only_once_it_is_built(tmp_path):
+    page = tmp_path / "page"
+    with outdir.built_aside(str(page), "cmd") as staging:
+        open(os.path.join(staging, "a.txt"), "w").write("first")
+    assert _tree(page) == {outdir.MARKER: b'{\n "command": "cmd"\n}\n', "a.txt": b"first"}
+    with pytest.raises(RuntimeError):
+        with outdir.built_aside(str(page), "cmd") as staging:
+            open(os.path.join(staging, "b.txt"), "w").write("half")
+            raise RuntimeError("crash while building")
+    assert _tree(page)["a.txt"] == b"first" and "b.txt" not in _tree(page)
+    with outdir.built_aside(str(page), "cmd") as staging:
+        open(os.path.join(staging, "b.txt"), "w").write("second")
+    assert sorted(_tree(page)) == [outdir.MARKER, "b.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["page"]
+    with pytest.raises(ValueError, match="that other did not make"):
+        outdir.check_replaceable(str(page), "other")

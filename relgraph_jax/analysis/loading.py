@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 
 from relgraph_jax import graphs
-from relgraph_jax.results import (ResultsIndex, index_results, name_some, read_rows,
+from relgraph_jax.results import (ResultsIndex, index_results, name_some, ranges, read_rows,
                                   schema_problem)
 from relgraph_jax.train.workdir import CONFIG_FILE
 
@@ -251,6 +251,9 @@ def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None =
         behind = list(zip(index.variant[late].tolist(), index.epoch[late].tolist()))
     else:
         rows = rows[index.epoch[rows] == epoch]
+        if len(index.epoch) and not len(rows):
+            raise ValueError(f"{index.path} has no record at epoch {epoch}; its records hold "
+                             f"epoch(s) {ranges(np.unique(index.epoch).tolist())}")
         absent = np.setdiff1d(variants, index.variant[rows])
         if len(absent):
             notes.append(f"{len(absent)} of {len(variants)} variants have no record at epoch "

@@ -11,6 +11,8 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -302,7 +304,29 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
     matched = (reference_run.match(runs, loading.load(reference, reference_epoch))
                if reference is not None else None)
     choice = paper.choices_for(runs) if paper_choices and len(runs) else paper.PROJECT
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".report-building-", dir=out)
+    except OSError as e:
+        raise ValueError(f"cannot write the report to {out!r} ({e.strerror}); give --out a "
+                         "folder you can write to") from e
+    try:
+        _write_files(staging, workdir, runs, index, choice, compare_runs, matched, hparams,
+                     command, began)
+        for name in os.listdir(staging):  # renames: they need no space, so all succeed
+            os.replace(os.path.join(staging, name), os.path.join(out, name))
+    except OSError as e:
+        raise ValueError(f"could not write the report in {out!r} ({e.strerror or e}); the "
+                         "report there is as it was: free space or fix the cause and rerun"
+                         ) from e
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return os.path.join(out, "REPORT.md")
+
+
+def _write_files(out, workdir, runs, index, choice, compare_runs, matched, hparams, command,
+                 began) -> None:
+    """REPORT.md, summary.json, graphs.csv and the figures, all into `out`."""
     table = stats.per_graph(runs, choice.ddof)
     baseline = stats.complete_vs_best(table, choice.best)
     marks = brain.brain_points()
@@ -326,9 +350,7 @@ def write_report(workdir: str, out: str | None = None, compare: str | None = Non
     text = [f"# Graph structure study: `{os.path.basename(os.path.normpath(runs.workdir))}`", ""]
     for section in sections:
         text += [f"## {section.title}", "", *section.lines, ""]
-    path = os.path.join(out, "REPORT.md")
-    with open(path, "w") as f:
+    with open(os.path.join(out, "REPORT.md"), "w") as f:
         f.write("\n".join(text))
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=float)
-    return path

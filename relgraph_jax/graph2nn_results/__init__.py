@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import lzma
 import os
 import re
 import tarfile
-from typing import Iterator
+import zlib
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -70,24 +72,38 @@ def _task_of(folder: str) -> str | None:
     return next((t for t in TASKS if folder == t or re.fullmatch(rf"{t}_seed\d+", folder)), None)
 
 
-def _arrays(src: str) -> Iterator[tuple[re.Match, bytes]]:
-    """(file-name match, file bytes) of every names/results file under src (folder or .tar.xz)."""
+def iter_files(src: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of every file under src (a folder or a tar archive) whose '/'-separated
+    path `wanted` accepts; a damaged archive is a ValueError naming it."""
     if os.path.isdir(src):
         for root, _, files in os.walk(src):
             for name in sorted(files):
                 path = os.path.join(root, name)
-                found = _FILE.search(path.replace(os.sep, "/"))
-                if found:
+                if wanted(path.replace(os.sep, "/")):
                     with open(path, "rb") as f:
-                        yield found, f.read()
+                        yield path, f.read()
         return
     if not tarfile.is_tarfile(src):
         raise ValueError(f"--src {src!r} is neither a final_results folder nor a tar archive")
-    with tarfile.open(src) as archive:
-        for member in archive:
-            found = _FILE.search(member.name)
-            if member.isfile() and found:
-                yield found, archive.extractfile(member).read()
+    try:
+        with tarfile.open(src) as archive:
+            for member in archive:
+                if member.isfile() and wanted(member.name):
+                    yield member.name, archive.extractfile(member).read()
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error, OSError) as e:
+        raise ValueError(f"--src {src!r} is not a readable tar archive ({type(e).__name__}: "
+                         f"{e}); is it truncated? Give graph2nn's final_results.tar.xz") from e
+
+
+def _arrays(src: str) -> Iterator[tuple[re.Match, str, np.ndarray]]:
+    """(file-name match, path, array) of every names/results file under src."""
+    for path, blob in iter_files(src, lambda name: bool(_FILE.search(name))):
+        try:
+            array = np.load(io.BytesIO(blob), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{path} in --src {src!r} is not a readable .npy "
+                             f"({type(e).__name__}: {e})") from e
+        yield _FILE.search(path.replace(os.sep, "/")), path, array
 
 
 @dataclasses.dataclass
@@ -109,12 +125,15 @@ def load_runs(src: str, tasks, epochs: str = "last") -> dict[str, list[Run]]:
         raise ValueError(f"--src {src!r} does not exist; give graph2nn's final_results folder "
                          "or final_results.tar.xz")
     pairs: dict[tuple, _Pair] = {}
-    for found, blob in _arrays(src):
+    for found, path, array in _arrays(src):
         task = _task_of(found["folder"])
         if task not in tasks:
             continue
         key = (task, found["folder"], int(found["epoch"]))
-        setattr(pairs.setdefault(key, _Pair()), found["kind"], np.load(io.BytesIO(blob)))
+        if found["kind"] == "results" and (array.ndim != 3 or array.shape[2] != len(RESULT_FIELDS)):
+            raise ValueError(f"{path}: graph2nn's results have {len(RESULT_FIELDS)} numbers per "
+                             f"run (rows x seeds x {len(RESULT_FIELDS)}), got shape {array.shape}")
+        setattr(pairs.setdefault(key, _Pair()), found["kind"], array)
     runs = {task: [] for task in tasks}
     for task in tasks:
         keys = sorted(k for k in pairs if k[0] == task)
