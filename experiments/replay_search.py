@@ -129,6 +129,14 @@ def main(argv):
     if not _WORKDIR.value:
         raise ValueError("--workdir is required: a full run's workdir (repeat the flag for "
                          "several)")
+    seen = {}
+    for workdir in _WORKDIR.value:
+        real = os.path.realpath(workdir)
+        if real in seen:
+            raise ValueError(f"--workdir={workdir} names the same folder as --workdir="
+                             f"{seen[real]}: each workdir would count twice in the means; give "
+                             "each once")
+        seen[real] = workdir
     chosen = policies()
     from relgraph_jax.search import replay
     replay.check_metric(_METRIC.value)

@@ -82,6 +82,7 @@ class MaskedDense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
+        ops.check_input(x, _layer_name(self))
         weights, static = _graph_weights(self, x.shape[-1], ())
         bias = _bias(self)
         x, weights, bias = nn.dtypes.promote_dtype(x, weights, bias, dtype=self.dtype)

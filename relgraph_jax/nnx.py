@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from flax.linen import dtypes
 
@@ -64,6 +65,7 @@ class MaskedDense(_GraphLayer):
                          param_dtype, kernel_init, bias_init, rngs, degree_slots=degree_slots)
 
     def __call__(self, x):
+        ops.check_input(x, type(self).__name__)
         x, weights, static, bias = self._weights(x)
         y = ops.graph_matmul(self.impl, x, weights, static)
         return y if bias is None else y + bias
@@ -135,6 +137,15 @@ def load_linen_variables(layer: nnx.Module, variables) -> nnx.Module:
             if tuple(source.shape) != tuple(target.shape):
                 raise ValueError(f"{type(layer).__name__}: {collection}/{name} has shape {tuple(source.shape)}, "
                                  f"the layer needs {tuple(target.shape)}")
+            if collection == "masks" and not np.array_equal(np.asarray(source),
+                                                            np.asarray(target[...])):
+                layout = layer.layout
+                implied = (f"its mask implies {layout.describe_mask(source)}" if name == "mask"
+                           else "its gather tables differ")
+                raise ValueError(f"{type(layer).__name__}: the variables are of another graph "
+                                 f"({implied}) than this layer's {layout.describe_graph()}, "
+                                 f"whose mask has density {layout.mask.mean():.4f}; build the "
+                                 "layer with their graph, or load variables made for this one")
             target[...] = jnp.asarray(source, target.dtype)
     return layer
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -285,10 +285,29 @@ class GraphLayout:
     impl: str
     mask: np.ndarray
     layout: BlockStructure | GatherTables | None
+    graph: Any = None  # the layer's graph (at the layer's node count)
+    partition: str = relational.DEFAULT_PARTITION
+    layer: str = "layer"
 
     @property
     def weight(self) -> str:
         return "blocks" if self.impl == "blocks" else "kernel"
+
+    def describe_graph(self) -> str:
+        return f"{self.graph.spec!r} ({self.graph.n} nodes, {len(self.graph.edges)} edges)"
+
+    def describe_mask(self, mask) -> str:
+        """The nodes and edges an (in, out) 0/1 mask implies under this layer's channel
+        groups: node u reaches v if any weight from a channel of u to one of v is kept."""
+        mask = np.asarray(mask) != 0
+        n = self.graph.n
+        in_nodes = relational.channel_nodes(mask.shape[0], n, self.partition, layer=self.layer)
+        out_nodes = relational.channel_nodes(mask.shape[1], n, self.partition, layer=self.layer)
+        reach = np.zeros((n, n), bool)
+        np.logical_or.at(reach, (in_nodes[:, None], out_nodes[None, :]), mask)
+        links = reach & ~np.eye(n, dtype=bool)
+        edges = int(np.triu(links | links.T, 1).sum())
+        return f"{n} nodes and {edges} edges (mask density {mask.mean():.4f})"
 
     def arrays(self) -> dict:
         if self.impl == "mask":
@@ -296,6 +315,12 @@ class GraphLayout:
         return self.layout.arrays() if self.impl == "gather" else {}
 
     def static(self, arrays: dict):
+        for name, own in self.arrays().items():
+            if tuple(arrays[name].shape) != own.shape:
+                raise ValueError(f"{self.layer}: its 'masks' collection holds {name} of shape "
+                                 f"{tuple(arrays[name].shape)}, but its graph "
+                                 f"{self.describe_graph()} needs {own.shape} at "
+                                 f"{self.mask.shape[0]} -> {self.mask.shape[1]} channels")
         if self.impl == "mask":
             return arrays["mask"]
         return dict(arrays) if self.impl == "gather" else self.layout
@@ -317,4 +342,13 @@ def graph_layout(impl: str, graph, in_channels: int, out_channels: int,
                                           degree_slots=degree_slots, layer=layer)
     elif impl == "blocks":
         layout = relational.block_structure(graph, in_channels, out_channels, partition, layer=layer)
-    return GraphLayout(impl, mask, layout)
+    return GraphLayout(impl, mask, layout,
+                       relational.layer_graph(graph, in_channels, out_channels, layer=layer),
+                       partition, layer)
+
+
+def check_input(x, layer: str) -> None:
+    """A dense graph layer's input has a last axis, the input channels."""
+    if np.ndim(x) < 1:
+        raise ValueError(f"{layer}: input must be (..., in_channels), with the channels on its "
+                         f"last axis; got shape {tuple(np.shape(x))}")

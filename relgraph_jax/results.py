@@ -50,8 +50,9 @@ import numpy as np
 
 RESULTS_FILE = "results.jsonl"
 STATUSES = ("ok", "failed", "pruned")
+# L is null for a disconnected graph (JSON has no infinity): its path length is infinite.
 REQUIRED = {"variant": (int,), "epoch": (int,), "graph": (str,), "seed": (int,),
-            "C": (int, float), "L": (int, float), "test_error": (int, float)}
+            "C": (int, float), "L": (int, float, type(None)), "test_error": (int, float)}
 _VARIANT_KEY = re.compile(rb'"variant":\s*(-?\d+)')
 _EPOCH_KEY = re.compile(rb'"epoch":\s*(-?\d+)')
 _MAX_NAMED = 10

@@ -539,3 +539,20 @@ def test_a_failed_write_leaves_the_previous_report_whole(partial_workdir, tmp_pa
     with pytest.raises(ValueError, match=r"cannot write the report to .* \(Permission denied\); "
                                          "give --out a folder you can write to"):
         analysis.write_report(partial_workdir, out=str(out))
+
+
+def test_a_disconnected_graph_is_reported_with_an_infinite_path_length(tmp_path):
+    """Its records (L null: JSON has no infinity) count like any other: here it is the best
+    graph, named in the table with L = inf and left off the plane and its fits."""
+    graphs = [("paper:n64_52/1", 0.3, 2.0), ("edges:n=4,0-1,2-3", 0.0, None),
+              ("complete:n=64", 1.0, 1.0), ("paper:n64_52/27", 0.5, 2.3)]
+    records = [_record(v, *graphs[v // 2], v % 2, 1,
+                       40.0 - v if graphs[v // 2][2] is None else 50.0 + v) for v in range(8)]
+    workdir = _write(tmp_path / "w", records)
+    runs = analysis.load(workdir)
+    assert len(runs) == 8 and np.isinf(runs.L[runs.graph == "edges:n=4,0-1,2-3"]).all()
+    text = open(analysis.write_report(workdir)).read()
+    assert "| best graph | `edges:n=4,0-1,2-3` | 0.000 | inf | 37.50 +- 0.71 | 2 |" in text
+    assert ("2 run(s) of disconnected graphs (L infinite) are counted in the tables but lie "
+            "off the plane; the best graph is one of them, so no star is drawn.") in text
+    assert "unusable" not in text

@@ -467,3 +467,19 @@ def test_prepare_cifar10_rejects_bad_sources(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"missing \['test_labels'\]"):
         prepare_cifar10.decode(tmp_path / "partial.npz")
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped(tmp_path):
+    from relgraph_jax.data import imagefolder
+    levels = np.arange(256, dtype=np.uint16).reshape(16, 16)
+    Image.fromarray(levels * 257).save(tmp_path / "deep.png")  # 0, 257, ..., 65535
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    pixels = np.asarray(imagefolder.read_image(str(tmp_path / "deep.png")))
+    assert pixels.shape == (16, 16, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(pixels[..., channel], levels)
+
+
+def test_the_same_split_for_training_and_testing_is_refused():
+    with pytest.raises(ValueError, match="data.train_split and data.test_split are both 'train'"):
+        data.parse({"source": "tfds", "name": "mnist", "test_split": "train"})

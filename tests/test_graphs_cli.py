@@ -49,3 +49,29 @@ def test_sweep_sample_and_plot_write_their_files(tmp_path, capsys):
     assert rows[0]["spec"].startswith("ws:n=16,")
     main(["plot", "--space", str(space_path), "--out", str(png_path)])
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sweep", "--out", "MISSING/s.npz"], "--out 'MISSING/s.npz': folder 'MISSING' does not exist"),
+    (["sweep", "--out", "TMP"], "--out 'TMP' is a folder; give a file name"),
+    (["sweep", "--num-k", "0", "--out", "TMP/s.npz"], "argument --num-k: 0 is not a positive "
+                                                       "integer"),
+    (["sweep", "--replicates", "-1", "--out", "TMP/s.npz"], "argument --replicates: -1 is not"),
+    (["sample", "--space", "TMP/none.npz", "--out", "TMP/g.csv"], "--space 'TMP/none.npz' not found"),
+    (["sample", "--space", "TMP/text.npz", "--out", "TMP/g.csv"],
+     "--space 'TMP/text.npz' is not an .npz written by"),
+    (["plot", "--space", "TMP/other.npz", "--out", "TMP/p.png"],
+     "--space 'TMP/other.npz' is not a sweep written by"),
+    (["plot", "--out", "MISSING/p.png"], "folder 'MISSING' does not exist"),
+])
+def test_bad_paths_and_counts_get_one_line_before_any_work(args, message, tmp_path, capsys):
+    (tmp_path / "text.npz").write_text("not a zip")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    missing = str(tmp_path / "missing")
+    args = [a.replace("MISSING", missing).replace("TMP", str(tmp_path)) for a in args]
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1
+    assert message.replace("MISSING", missing).replace("TMP", str(tmp_path)) in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.npz", "text.npz"]

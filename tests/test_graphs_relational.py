@@ -149,5 +149,14 @@ def test_a_set_is_not_one_graph_and_empty_is_nothing():
         RelationalGraph.from_spec("paper:n64_52")
     with pytest.raises(ValueError, match="no graph spec given"):
         resolve(" ; ")
-    with pytest.raises(TypeError, match="string or RelationalGraph"):
+    with pytest.raises(TypeError, match="a graph spec must be a string such as 'paper:n64_52;"
+                                        "complete:n=64', a RelationalGraph, or a list of them; "
+                                        "got int 64"):
         resolve([64])
+    with pytest.raises(TypeError, match="got NoneType None"):
+        resolve(None)
+    with pytest.raises(TypeError, match=r"must be text, got bytes b'complete:n=4': decode it"):
+        resolve(b"complete:n=4")
+    with pytest.raises(TypeError, match=r"a networkx graph \(5 nodes\) is not a spec: pass "
+                                        r"RelationalGraph.from_networkx\(graph\)"):
+        resolve(nx.complete_graph(5))

@@ -287,3 +287,28 @@ def test_gather_is_refused_for_convs_and_names_the_allowed_impls():
         conv(GRAPH, impl="gather").init(jax.random.key(0), X_CONV)
     with pytest.raises(ValueError, match=r"unknown impl 'gather'; allowed: mask, blocks"):
         rnnx.MaskedConv(19, 13, (3, 3), GRAPH, impl="gather", rngs=nnx.Rngs(0))
+
+
+def test_misused_layers_name_themselves_and_the_graphs_involved():
+    """A 0-d input, a 'masks' collection of another shape, and (nnx) variables of another
+    graph each get one ValueError naming the layer; the layer's mask is never replaced."""
+    ws = "ws:n=16,k=4,p=0,seed=0"
+    linen = layers.MaskedDense(32, ws)
+    with pytest.raises(ValueError, match=r"MaskedDense: input must be \(\.\.\., in_channels\)"):
+        linen.init(jax.random.key(0), jnp.zeros(()))
+    variables = linen.init(jax.random.key(0), jnp.zeros((2, 32)))
+    with pytest.raises(ValueError, match=r"MaskedDense: its 'masks' collection holds mask of "
+                                         r"shape \(16, 32\), but its graph 'ws:n=16,k=4,p=0,"
+                                         r"seed=0' \(16 nodes, 32 edges\) needs \(32, 32\)"):
+        linen.apply({"params": variables["params"], "masks": {"mask": jnp.ones((16, 32))}},
+                    jnp.zeros((2, 32)))
+    complete = layers.MaskedDense(32, "complete:n=16").init(jax.random.key(0), jnp.zeros((2, 32)))
+    layer = rnnx.MaskedDense(32, 32, ws, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"its mask implies 16 nodes and 120 edges \(mask density "
+                                         r"1\.0000\)\) than this layer's 'ws:n=16,k=4,p=0,seed=0' "
+                                         r"\(16 nodes, 32 edges\), whose mask has density 0\.3125"):
+        rnnx.load_linen_variables(layer, complete)
+    assert float(layer.mask[...].mean()) == 0.3125  # 16 self-loops + 2 x 32 edges, of 16 x 16
+    with pytest.raises(ValueError, match=r"MaskedDense: input must be"):
+        layer(jnp.zeros(()))
+    rnnx.load_linen_variables(layer, variables)  # its own graph's variables load

@@ -5,6 +5,7 @@ values. No jax: every case is a few numbers."""
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -328,14 +329,16 @@ def _cli(*args):
                           capture_output=True, text=True, cwd=REPO)
 
 
-def test_cli_json_and_tables(workdir):
+def test_cli_json_and_tables(workdir, tmp_path):
     done = _cli(f"--workdir={workdir}", "--eta=2,4", "--first_rung=1", "--decide_seeds=1",
                 "--json")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(r["eta"], r["picked"]) for r in rows] == [(2, GRAPHS[0]), (4, GRAPHS[1])]
     assert rows[0] == replay(load_curves(workdir), HalvingPolicy(2, 1), 1)
-    done = _cli(f"--workdir={workdir}", f"--workdir={workdir}", "--eta=2", "--first_rung=1",
+    twin = tmp_path / os.path.basename(workdir)  # the same runs in a second workdir
+    shutil.copytree(workdir, twin)
+    done = _cli(f"--workdir={workdir}", f"--workdir={twin}", "--eta=2", "--first_rung=1",
                 "--decide_seeds=1")
     assert done.returncode == 0, done.stderr
     row = f"| {os.path.basename(workdir)} | 2 | 1 | 1 | 41.7 % | 4 | 2.500 | 2 | 2 | 0.500 |"
@@ -352,6 +355,11 @@ def test_cli_bad_input_is_one_line_without_traceback(workdir):
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.strip() == ("experiments.replay_search: --eta='': must be a comma list "
                                    "of integers")
+    done = _cli(f"--workdir={workdir}", f"--workdir={workdir}/.")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.strip() == (f"experiments.replay_search: --workdir={workdir}/. names the "
+                                   f"same folder as --workdir={workdir}: each workdir would "
+                                   "count twice in the means; give each once")
     done = _cli("--workdir=/nonexistent/w")
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.strip() == ("experiments.replay_search: --workdir=/nonexistent/w: no "

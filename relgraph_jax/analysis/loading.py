@@ -304,7 +304,7 @@ def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None =
     notes.extend(_seed_notes(graph, seed))
     return Runs(workdir=os.path.dirname(index.path), epoch=epoch,
                 variant=_column(kept, "variant", np.int64), graph=graph, seed=seed,
-                C=_column(kept, "C", np.float64), L=_column(kept, "L", np.float64),
+                C=_column(kept, "C", np.float64), L=_column(kept, "L", np.float64, missing=math.inf),
                 test_error=_column(kept, "test_error", np.float64),
                 reached=_column(kept, "epoch", np.int64), width=_column(kept, "width", np.int64),
                 params=_column(kept, "params", np.int64), macs=_column(kept, "macs", np.int64),

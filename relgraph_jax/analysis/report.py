@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import datetime
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -132,7 +133,7 @@ def _plane_grid(runs, grid, best, marks, out, note="") -> tuple[list[str], dict,
 
 def _plane(runs, table, baseline, marks, out, grids) -> tuple[_Section, dict]:
     best = None
-    if baseline.best is not None:
+    if baseline.best is not None and math.isfinite(baseline.best["L"]):  # on the plane
         best = brain.PlanePoint(baseline.best["graph"], baseline.best["graph"],
                                 baseline.best["C"], baseline.best["L"])
     lines, summary, spots = [], {}, {}
@@ -149,6 +150,12 @@ def _plane(runs, table, baseline, marks, out, grids) -> tuple[_Section, dict]:
             note=" (coarser than the paper's, added because the 15x15 grid has no sweet spot; "
                  "its t-test compares the graphs in a bin, not seeds)")
         lines += grid_lines
+    disconnected = int(np.isinf(runs.L).sum())
+    if disconnected:
+        lines += [f"{disconnected} run(s) of disconnected graphs (L infinite) are counted in "
+                  "the tables but lie off the plane" + ("; the best graph is one of them, so "
+                  "no star is drawn" if best is None and baseline.best is not None else "")
+                  + ".", ""]
     lines += ["Star: best graph. Dashed rectangle: smallest rectangle around the bins whose "
               "errors are not significantly worse than the best bin's (one-sided Student t-test "
               "on the runs in each bin, p >= 0.05). Paper, MLP: C 0.10-0.50, L 1.82-2.75."]
@@ -163,7 +170,7 @@ def _plane(runs, table, baseline, marks, out, grids) -> tuple[_Section, dict]:
 
 
 def _slices(table, out, grid) -> tuple[_Section, dict]:
-    plane = ~table.is_complete_graph
+    plane = ~table.is_complete_graph & np.isfinite(table.L)  # disconnected graphs: off it
     fits, rows, summary = {}, [], {}
     for axis in ("C", "L"):
         try:

@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from relgraph_jax.data import imagenet
 from relgraph_jax.data.spec import DataNotFoundError, DataSpec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -115,7 +116,7 @@ def read_image(path: str) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return image if image.mode == "RGB" else image.convert("RGB")
+            return imagenet.as_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot decode image file {path!r} ({type(e).__name__}: {e}); "
                          "remove or replace it") from e

@@ -44,11 +44,21 @@ def crop_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, in
     return (height - side) // 2, (width - side) // 2, side, side
 
 
+def as_rgb(image: Image.Image) -> Image.Image:
+    """An RGB Pillow image of any decoded mode. 16-bit greyscale (a 16-bit PNG decodes to
+    mode I;16 or I) is scaled to 8 bits, 65535 -> 255: Pillow's own conversion clips every
+    level above 255 to white."""
+    if image.mode.startswith("I"):
+        levels = np.rint(np.asarray(image, np.float64) / 257.0)
+        image = Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8), "L")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def _as_image(image: Image.Image | np.ndarray) -> Image.Image:
     """A Pillow RGB image of a decoded one (Pillow, or a uint8 (H, W, 3) array)."""
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return as_rgb(image)
 
 
 def _resize(image: Image.Image, width: int, height: int) -> Image.Image:

@@ -132,6 +132,9 @@ def parse(data_cfg: Any) -> DataSpec:
                     "validation" if name == "imagenet2012" else "test")
     train_split = _text(get("train_split") or "train", "train_split")
     test_split = _text(get("test_split") or default_test, "test_split")
+    if train_split == test_split:
+        raise ValueError(f"data.train_split and data.test_split are both {train_split!r}: the "
+                         "model would be tested on the images it trains on; give two splits")
     crop_style = get("crop_style", "graph2nn")
     if crop_style not in CROP_STYLES:
         raise ValueError(f"data.crop_style={crop_style!r}: allowed {list(CROP_STYLES)}")

@@ -11,6 +11,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -68,8 +69,33 @@ def _plot(args) -> None:
     print(json.dumps({"out": args.out}))
 
 
+def _check_out(path: str) -> None:
+    """--out names a file in an existing folder: checked before any work starts."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"--out {path!r} is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out {path!r}: folder {folder!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {path!r}: folder {folder!r} is not writable")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags in one line (argparse's own error adds the whole usage)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see --help\n")
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m relgraph_jax.graphs", description=__doc__,
+    parser = _Parser(prog="python -m relgraph_jax.graphs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     sub = commands.add_parser("describe", help="n, edges, density, C and L of graph specs as JSON lines")
@@ -77,11 +103,13 @@ def main(argv=None) -> None:
     sub.set_defaults(run=_describe)
     sub = commands.add_parser("sweep", help="C and L of the paper's WS-flex grid, to an .npz file")
     sub.add_argument("--n", type=int, default=64, choices=(16, 64))
-    sub.add_argument("--num-k", type=int, default=None, help="k values (paper: 300 for n=64, 200 for n=16)")
-    sub.add_argument("--num-p", type=int, default=300)
-    sub.add_argument("--replicates", type=int, default=30)
+    sub.add_argument("--num-k", type=_positive, default=None,
+                     help="k values (paper: 300 for n=64, 200 for n=16)")
+    sub.add_argument("--num-p", type=_positive, default=300)
+    sub.add_argument("--replicates", type=_positive, default=30)
     sub.add_argument("--seed", type=int, default=0, help="seed of the sweep's random numbers")
-    sub.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    sub.add_argument("--workers", type=_positive, default=None,
+                     help="processes (default: one per core)")
     sub.add_argument("--out", required=True)
     sub.set_defaults(run=_sweep)
     sub = commands.add_parser("sample", help="an evenly spread set of ws_flex graphs from a sweep, as csv")
@@ -96,9 +124,13 @@ def main(argv=None) -> None:
     sub.set_defaults(run=_plot)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "out", None) is not None:
+            _check_out(args.out)
         args.run(args)
     except ValueError as error:
-        parser.exit(2, f"error: {error}\n")
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except OSError as error:  # a write that fails part-way (a full disk)
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
 
 
 if __name__ == "__main__":

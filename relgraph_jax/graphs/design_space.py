@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import zipfile
 
 import numpy as np
 from tqdm import tqdm
@@ -63,7 +64,8 @@ def paper_grid(n: int = 64, num_k: int | None = None, num_p: int = 300,
         raise ValueError(f"the paper's grid exists for n in {sorted(ranges)}, got n = {n}; "
                          f"build a Grid(n, k, p, replicates) for other sizes")
     low, high, default_num_k = ranges[n]
-    k = np.square(np.linspace(np.sqrt(low), np.sqrt(high), num_k or default_num_k))
+    k = np.square(np.linspace(np.sqrt(low), np.sqrt(high),
+                              default_num_k if num_k is None else num_k))
     return Grid(n, k, np.linspace(0, 1, num_p) ** 2, replicates)
 
 
@@ -84,9 +86,20 @@ class DesignSpace:
 
     @classmethod
     def load(cls, path: str) -> "DesignSpace":
-        with np.load(path) as data:
-            return cls(int(data["n"]), data["k"], data["p"], data["replicate"],
-                       data["C"], data["L"], data["ok"])
+        """A sweep's .npz; ValueError (also for a missing or foreign file) naming it."""
+        if not os.path.isfile(path):
+            raise ValueError(f"--space {path!r} not found; make one with `python -m "
+                             "relgraph_jax.graphs sweep --out FILE.npz`")
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"--space {path!r} is not an .npz written by `python -m "
+                             "relgraph_jax.graphs sweep`")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(int(data["n"]), data["k"], data["p"], data["replicate"],
+                           data["C"], data["L"], data["ok"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise ValueError(f"--space {path!r} is not a sweep written by `python -m "
+                             f"relgraph_jax.graphs sweep` ({type(e).__name__}: {e})") from e
 
 
 def _sweep_k(task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:

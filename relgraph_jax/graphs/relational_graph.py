@@ -352,19 +352,35 @@ def _resolve_one(spec: str) -> tuple[RelationalGraph, ...]:
         raise ValueError(f"graph spec {spec.strip()!r}: {error}") from None
 
 
+def _not_a_spec(item) -> str:
+    """Why `item` is not a graph spec, and what to pass instead."""
+    if isinstance(item, (bytes, bytearray)):
+        return f"a graph spec must be text, got bytes {bytes(item)[:60]!r}: decode it first"
+    if isinstance(item, (nx.Graph, nx.DiGraph)):
+        return (f"a networkx graph ({item.number_of_nodes()} nodes) is not a spec: pass "
+                "RelationalGraph.from_networkx(graph)")
+    return (f"a graph spec must be a string such as 'paper:n64_52;complete:n=64', a "
+            f"RelationalGraph, or a list of them; got {type(item).__name__} {item!r:.60}")
+
+
 def resolve(specs: str | RelationalGraph | Sequence[str | RelationalGraph]) -> list[RelationalGraph]:
     """Graphs named by specs: a ';'-separated string, or a sequence of specs and graphs.
 
     A set spec such as ``paper:n64_52`` expands to all its graphs in index order.
     """
-    items = [specs] if isinstance(specs, (str, RelationalGraph)) else list(specs)
+    if isinstance(specs, (str, RelationalGraph)):
+        items = [specs]
+    elif isinstance(specs, Sequence) and not isinstance(specs, (bytes, bytearray)):
+        items = list(specs)
+    else:
+        items = [specs]  # named by the check below
     graphs = []
     for item in items:
         if isinstance(item, RelationalGraph):
             graphs.append(item)
             continue
         if not isinstance(item, str):
-            raise TypeError(f"a graph spec must be a string or RelationalGraph, got {item!r}")
+            raise TypeError(_not_a_spec(item))
         for piece in item.split(";"):
             if piece.strip():
                 graphs.extend(_resolve_one(piece.strip()))
