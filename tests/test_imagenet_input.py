@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import types
 
@@ -124,15 +125,37 @@ def test_each_bad_layout_gets_its_error_before_anything_runs(case, error, messag
     assert not os.path.exists(tmp_path / "workdir" / workdir_lib.CONFIG_FILE)
 
 
-def test_an_unreadable_image_is_named_when_it_is_decoded(tmp_path):
+def test_files_that_are_not_images_are_refused_before_anything_runs(tmp_path):
+    """A fake JPEG, an empty PNG and a dangling link are found from their headers when the
+    data is validated (before the workdir is written); a file whose header is fine but
+    whose data is cut short is named when it is decoded."""
     broken = tmp_path / "broken"
-    write_image_folder(broken, classes=("a", "b"), per_class=(2, 1), shape=(8, 8))
-    bad = sorted(glob.glob(str(broken / "train" / "b" / "*")))[1]
-    with open(bad, "wb") as f:
+    write_image_folder(broken, classes=("a", "b"), per_class=(3, 1), shape=(8, 8))
+    fake, empty, cut = sorted(glob.glob(str(broken / "train" / "b" / "*")))
+    with open(fake, "wb") as f:
         f.write(b"\xff\xd8 not really a JPEG")
-    stream = data.open_stream(folder_data(broken))  # the layout is fine: no image is decoded
-    with pytest.raises(ValueError, match=f"cannot decode image file '{bad}'"):
-        list(stream.train_batches(4, [0], 0))
+    open(empty, "wb").close()
+    link = broken / "train" / "a" / "zz_link.png"
+    os.symlink(tmp_path / "gone.png", link)
+    with pytest.raises(ValueError) as info:
+        data.validate(folder_data(broken))
+    message = str(info.value)
+    assert message.startswith(f"3 of the 7 images in '{broken / 'train'}' cannot be opened: ")
+    for path in (fake, empty, str(link)):
+        assert f"'{path}' (" in message
+    assert message.endswith("Remove or replace them (or mend the links) and rerun; nothing "
+                            "was written")
+    for path in (fake, empty, str(link)):
+        os.remove(path)
+    for cached in (imagefolder.validate, imagefolder.listing, imagefolder.check_headers):
+        cached.cache_clear()  # a later process sees the mended folder
+    blob = open(cut, "rb").read()
+    with open(cut, "wb") as f:
+        f.write(blob[:-12])  # the header survives, the end of the pixels does not
+    stream = data.open_stream(folder_data(broken))
+    with pytest.raises(ValueError, match=f"cannot decode image file '{cut}' .*replace it with a "
+                                         "readable copy and rerun to resume"):
+        list(stream.train_batches(2, [0], 0))
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -263,6 +286,67 @@ def test_ctrl_c_reaches_the_reader_but_not_its_workers(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the reader and its worker
     assert proc.returncode == 0 and "signals 1 batches 48\n" in output, output[-3000:]
+
+
+def test_workers_end_with_a_reader_that_is_killed_outright(tmp_path):
+    """A SIGKILL (or a second SIGTERM) gives the reading process no chance to close its
+    pipelines: its workers notice that it is gone and end within a second, instead of
+    running on as orphans."""
+    folder = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=(24, 1),
+                                shape=(8, 8))
+    script = tmp_path / "reader.py"
+    script.write_text(textwrap.dedent(f"""
+        import multiprocessing, sys
+        sys.path.insert(0, {REPO!r})
+        from relgraph_jax import data
+        if __name__ == "__main__":
+            stream = data.open_stream(dict(source="imagefolder", path={str(folder)!r},
+                                           image_size=8, workers=2, prefetch=1))
+            batches = stream.train_batches(1, [0], epoch=0)
+            next(batches)
+            print("workers", *[p.pid for p in multiprocessing.active_children()], flush=True)
+            sys.stdin.readline()
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("workers"):
+                break
+        workers = [int(pid) for pid in lines[-1].split()[1:]]
+        assert len(workers) == 2, "".join(lines)
+        proc.kill()
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_more_workers_than_cores_are_capped_with_one_line(tmp_path, capsys):
+    folder = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=(1, 1),
+                                shape=(8, 8))
+    cores = len(os.sched_getaffinity(0))
+    spec = data.validate(folder_data(folder, workers=1000))
+    assert (spec.workers, spec.workers_capped_from) == (cores, 1000)
+    assert capsys.readouterr().err == (f"data.workers=1000 is more than the {cores} usable cores "
+                                       f"of this machine: using {cores} decoding processes\n")
+    assert data.validate(folder_data(folder, workers=cores)).workers_capped_from is None
 
 
 # ---- the trainer: one process, two processes, stop and resume ----------------------------

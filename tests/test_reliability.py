@@ -180,6 +180,8 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 
+import jax  # noqa: E402
+
 from helpers import fast_programs, free_port  # noqa: E402
 from relgraph_jax.data import digits as digits_lib  # noqa: E402
 from relgraph_jax.data.fingerprint import fingerprint  # noqa: E402
@@ -502,6 +504,25 @@ def test_changed_data_is_refused_before_anything_is_loaded(copy, tmp_path):
                                   rf"'0+' there vs '{recorded['blake2b']}' now\)")
 
 
+def test_a_workdir_that_trained_no_step_takes_the_mended_data(tmp_path):
+    """A run refused mid-way before its first step (a bad image found when decoded) leaves
+    config.json and data.json; with the data mended, the rerun records the new data's
+    fingerprint instead of refusing. Once it holds records (or checkpoints), other data
+    is refused."""
+    workdir, config = tmp_path / "w", {"seeds": 1}
+    old, new = {"source": "imagefolder", "n": 7}, {"source": "imagefolder", "n": 6}
+    workdir.mkdir()
+    assert workdir_lib.claim(str(workdir), config, old) is None
+    notice = workdir_lib.claim(str(workdir), config, new)
+    assert notice == (f"workdir {str(workdir)!r} had trained no step yet: the data changed "
+                      "since it was made, and its data.json now records the current data's")
+    assert json.loads((workdir / workdir_lib.DATA_FILE).read_text()) == new
+    (workdir / results.RESULTS_FILE).write_text('{"variant": 0, "epoch": 1}\n')
+    with pytest.raises(workdir_lib.WorkdirError, match="the data changed since workdir"):
+        workdir_lib.claim(str(workdir), config, old)
+    assert json.loads((workdir / workdir_lib.DATA_FILE).read_text()) == new
+
+
 def test_the_data_fingerprint_of_every_source(tmp_path):
     """Cheap identities: the bundled digits' file hash; a tfds version and split sizes
     (under mock data); an image folder's listing, which an added image changes."""
@@ -546,6 +567,31 @@ def test_ctrl_c_checkpoints_and_reports_the_signal(copy, monkeypatch):
     assert summary["step"] == 15  # the chunk of 4 steps from 11 ran to its end
     assert sorted(os.listdir(copy / "checkpoints")) == ["11", "15"]
     assert after is signal.default_int_handler  # the trainer put back the one it found
+
+
+def test_a_signal_during_a_chunk_stops_after_that_chunk_not_the_next(copy, monkeypatch):
+    """The SIGTERM comes while the host waits for the first chunk (11-15) to finish on the
+    device: the run stops after that chunk. (Before, the flag was read as soon as the chunk
+    was dispatched, so the next chunk was already queued: two chunks of latency.)"""
+    shutil.rmtree(copy / "checkpoints" / "22")
+    wait, chunks = jax.block_until_ready, []
+    original = trainer.train_steps
+
+    def counted(*args):
+        chunks.append(args[1])
+        original(*args)
+
+    def preempted_while_waiting(tree):
+        if chunks == [11]:
+            chunks.append("signal")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return wait(tree)
+    monkeypatch.setattr(trainer, "train_steps", counted)
+    monkeypatch.setattr(jax, "block_until_ready", preempted_while_waiting)
+    summary = _run(copy)
+    assert summary["stopped_by_signal"] == signal.SIGTERM
+    assert (summary["step"], chunks) == (15, [11, "signal"])
+    assert sorted(os.listdir(copy / "checkpoints")) == ["11", "15"]
 
 
 def test_a_signal_before_training_saves_nothing_new_and_names_itself(copy, monkeypatch, capsys):

@@ -7,10 +7,10 @@ are ignored. The split folders' names are `data.train_split` / `data.test_split`
 ("train" / "val" by default).
 
 `validate` checks the layout before anything is compiled: both split folders, their
-class folders, one image in each class (it reads a folder's entries only up to the first
-image, so it is quick even on ImageNet's 1.28 million files) and the same classes in both
-splits. Images are decoded only when an example is read; a file that cannot be decoded is
-an error naming it.
+class folders, one image in each class and the same classes in both splits; then that
+every listed file opens as an image (`check_headers`: its header is read, threads
+overlap the reads). Images are decoded only when an example is read; a file whose header
+is fine but whose data is not is an error naming it then.
 
 A run asks for the classes and the file lists several times (the summary, the data's
 fingerprint, the stream): `validate` and `listing` are cached, so each process checks the
@@ -19,6 +19,7 @@ the next process.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import os
 from typing import Iterator
@@ -30,6 +31,7 @@ from relgraph_jax.data import imagenet
 from relgraph_jax.data.spec import DataNotFoundError, DataSpec
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+_HEADER_THREADS = 16  # file reads in flight while the headers are checked
 _LAYOUT = "PATH/SPLIT/CLASS/IMAGE with SPLIT the train and test folders"
 
 
@@ -102,6 +104,8 @@ def validate(spec: DataSpec) -> tuple[str, ...]:
                 raise ValueError(f"class folder {class_dir!r} holds no image "
                                  f"({', '.join(IMAGE_EXTENSIONS)}); every class needs at "
                                  "least one in each split")
+    for split in (spec.train_split, spec.test_split):
+        check_headers(spec.path, split, tuple(train))
     return tuple(train)
 
 
@@ -119,7 +123,34 @@ def read_image(path: str) -> Image.Image:
             return imagenet.as_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot decode image file {path!r} ({type(e).__name__}: {e}); "
-                         "remove or replace it") from e
+                         "replace it with a readable copy and rerun to resume (removing it "
+                         "changes the data, which a workdir refuses once it has trained: then "
+                         "use a new --workdir)") from e
+
+
+@functools.lru_cache(maxsize=8)
+def check_headers(path: str, split: str, classes: tuple[str, ...]) -> None:
+    """Every listed file of the split opens as an image (its header only: decoding all of
+    ImageNet up front would take too long), so that a fake JPEG, an empty PNG or a dangling
+    link is refused before the run writes anything. Threads overlap the reads of a
+    network disk. Cached like `listing`."""
+    folder = os.path.join(path, split)
+    files = [os.path.join(folder, name.decode()) for name in listing(path, split, classes)[0]]
+    with concurrent.futures.ThreadPoolExecutor(_HEADER_THREADS) as pool:
+        problems = [p for p in pool.map(_header_problem, files, chunksize=256) if p]
+    if problems:
+        raise ValueError(f"{len(problems)} of the {len(files)} images in {folder!r} cannot be "
+                         f"opened: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}"
+                         ". Remove or replace them (or mend the links) and rerun; nothing was "
+                         "written")
+
+
+def _header_problem(path: str) -> str | None:
+    try:
+        with Image.open(path):
+            return None
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return f"{path!r} ({type(e).__name__}: {e})"
 
 
 @functools.lru_cache(maxsize=8)

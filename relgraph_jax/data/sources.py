@@ -1,6 +1,7 @@
 """The public entry points: validate a data block, load it, or open it as a stream."""
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from relgraph_jax.data import (arrays, cifar, digits, imagefolder, stream, tfds_source,
@@ -21,6 +22,10 @@ def validate(data_cfg: Any) -> DataSpec:
     """
     spec = parse(data_cfg)
     _MODULES[spec.source].validate(spec)
+    if spec.workers_capped_from:
+        print(f"data.workers={spec.workers_capped_from} is more than the {spec.workers} usable "
+              f"cores of this machine: using {spec.workers} decoding processes",
+              file=sys.stderr, flush=True)
     return spec
 
 

@@ -54,6 +54,7 @@ class DataSpec:
     workers: int = 0
     prefetch: int = 2
     cache_dir: str | None = None  # source='cifar': where the release is downloaded to
+    workers_capped_from: int | None = None  # data.workers asked for, when above the cores
 
     @property
     def streaming(self) -> bool:
@@ -148,6 +149,10 @@ def parse(data_cfg: Any) -> DataSpec:
                          f"by streamed data sets (source='imagefolder', tfds imagenet2012), "
                          f"not {name!r}")
     workers = default_workers() if workers is None else _int(workers, "workers", minimum=0)
+    # More decoding processes than cores only queue for the CPU (1000 on 2 cores made no
+    # batch in 5 minutes); the caller says so (sources.validate).
+    capped_from = workers if workers > usable_cores() else None
+    workers = min(workers, usable_cores())
     prefetch = 2 if prefetch is None else _int(prefetch, "prefetch", minimum=1)
     return DataSpec(source=source, name=name,
                     path=path if source in PATH_SOURCES else None, cache_dir=cache_dir,
@@ -158,7 +163,7 @@ def parse(data_cfg: Any) -> DataSpec:
                     tfds_data_dir=tfds_data_dir or None,
                     train_split=train_split, test_split=test_split,
                     validation_size=_validation_size(get("validation_size", 0), source, name),
-                    workers=workers, prefetch=prefetch)
+                    workers=workers, prefetch=prefetch, workers_capped_from=capped_from)
 
 
 def _validation_size(value: Any, source: str, name: str) -> int:

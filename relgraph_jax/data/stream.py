@@ -19,15 +19,21 @@ So neither the number of workers nor the number of hosts changes a batch, and a 
 at step b builds the same data set from step b on: the position is derived from the
 step, no iterator state needs saving.
 
-The worker processes ignore Ctrl-C (`_ignore_sigint`): a terminal's SIGINT reaches the
+The worker processes ignore Ctrl-C (`_init_worker`): a terminal's SIGINT reaches the
 whole process group, and a worker killed by it would fail the next batch. The trainer
 takes it, stops after the chunk with a checkpoint and closes the pipelines, which stops
-the workers.
+the workers; `stop_workers` ends any still alive however the trainer ends, and a worker
+whose trainer was killed outright ends by itself within half a second.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import multiprocessing
+import os
 import signal
+import threading
+import time
 from typing import Any, Iterator, NamedTuple, Sequence
 
 import grain
@@ -42,6 +48,7 @@ from relgraph_jax.data.order import epoch_order
 from relgraph_jax.data.spec import DataSpec
 
 CHUNK = 32  # examples one worker makes at a time: the unit handed between processes
+_PARENT_POLL_S = 0.5  # how often a worker checks that the trainer still lives
 
 
 class Batch(NamedTuple):
@@ -159,7 +166,7 @@ def pipeline(examples, length: int, rows: int, workers: int, prefetch: int) -> g
             flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers,
                                                          per_worker_buffer_size=prefetch),
-                            worker_init_fn=_ignore_sigint)
+                            worker_init_fn=functools.partial(_init_worker, os.getpid()))
     return ds.batch(rows // chunk, batch_fn=_join)
 
 
@@ -232,12 +239,38 @@ class ImageStream:
             yield Batch(images, labels, valid_rows(b, batch_size, rows, self.num_test))
 
 
-def _ignore_sigint(worker_index: int, worker_count: int) -> None:
-    """Run by grain in every worker process before it reads anything: Ctrl-C, which a terminal sends to the whole
-    process group, is for the trainer (it stops cleanly and closes the pipelines, which
-    stops the workers), not for the workers. A worker still starting up (importing) when
-    it comes is not yet covered."""
+def _init_worker(parent: int, worker_index: int, worker_count: int) -> None:
+    """Run by grain in every worker process before it reads anything.
+
+    Ctrl-C, which a terminal sends to the whole process group, is for the trainer (it
+    stops cleanly and closes the pipelines, which stops the workers), not for the workers.
+    And a worker ends as soon as `parent`, the process that started it, is gone: a trainer
+    killed outright (SIGKILL, a second SIGTERM) cannot close its pipelines, and its
+    workers would otherwise run on as orphans. A parent that died while the worker was
+    still starting is noticed at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True,
+                     name="exit-with-trainer").start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_S)
+    os._exit(0)
+
+
+def stop_workers(timeout_s: float = 5.0) -> None:
+    """Stops every worker process of this process still alive (a pipeline closed while
+    its workers were starting, an exit part-way): what the trainer does last, however the
+    run ends."""
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout_s)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 def _closing(ds: grain.IterDataset) -> Iterator:

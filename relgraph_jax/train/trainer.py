@@ -36,6 +36,7 @@ import numpy as np
 from relgraph_jax import data as data_lib
 from relgraph_jax import models as models_lib
 from relgraph_jax import results
+from relgraph_jax.data import stream as stream_lib
 from relgraph_jax.data.fingerprint import fingerprint as data_fingerprint
 from relgraph_jax.data.summary import summarize as summarize_data
 from relgraph_jax.search import live as search_live
@@ -84,13 +85,19 @@ class _StopFlag:
                     "checkpoint (send it again to stop at once)\n".encode())
 
 
-def _agreed_stop(stop: _StopFlag) -> int:
+def _agreed_stop(stop: _StopFlag, run=None) -> int:
     """The signal that stops the run after this chunk, the same on every process (0: go
     on). A preemption's SIGTERM reaches the hosts of a slice at different moments, maybe
     in different chunks; a process deciding alone would save (a collective) and leave while
-    the others trained on, each waiting for the other until the run times out. On several
-    processes the all-gather waits for the chunk to finish, so the hosts do not queue the
-    next chunk before the devices end this one: a gap of one dispatch per chunk."""
+    the others trained on, each waiting for the other until the run times out.
+
+    The flag is read once `run`'s dispatched chunk has finished, and before the next one
+    is dispatched: a signal that comes during a chunk stops the run after that chunk, not
+    after the one queued behind it. So the stop takes at most the chunk in flight plus the
+    checkpoint (train.steps_per_call sets the chunk), for the price of one dispatch gap
+    between chunks."""
+    if run is not None:
+        jax.block_until_ready([b.state.loss_sum for b in run.buckets])
     signum = stop.signum or 0
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
@@ -516,6 +523,8 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     total_steps = steps_per_epoch * train_cfg.epochs
 
     with contextlib.ExitStack() as cleanup:  # lock, feed and checkpoints closed however it ends
+        if not resident:  # last of all: no decoding worker outlives the run
+            cleanup.callback(stream_lib.stop_workers)
         store = _on_process_0(lambda: _own_workdir(workdir, config, data_id, adopt_data,
                                                         cleanup))
         stop = _StopFlag()  # from here on, a signal stops the run cleanly at the next chance
@@ -583,7 +592,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
                                       source, resident, data_spec, steps_per_epoch, previous=run)
                     samples_per_step = train_cfg.batch_size * len(run.variants)
             stop_here = stop_after_steps is not None and steps_run >= stop_after_steps
-            stopping = _agreed_stop(stop)
+            stopping = _agreed_stop(stop, run)
             if (evaluated or stopping or stop_here
                     or due(before, step, train_cfg.checkpoint_every_steps)):
                 _save(run, ckpts, step)

@@ -129,7 +129,9 @@ def check_compatible(workdir: str, config_dict: dict, data: dict | None = None,
     A workdir with checkpoints or records but no config.json is refused too: which config
     made them is unknown, so this one must not resume them. Likewise one with checkpoints
     or records but no data.json (deleted, or made before data fingerprints existed) is
-    refused unless `adopt_data` (`--adopt_data`) says the current data made them.
+    refused unless `adopt_data` (`--adopt_data`) says the current data made them. Other
+    data than data.json records is refused once the workdir holds checkpoints or records;
+    before its first step (a run that failed on a bad image, say) the data may be fixed.
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
@@ -159,7 +161,7 @@ def check_compatible(workdir: str, config_dict: dict, data: dict | None = None,
                 "current data's")
     elif data is not None:
         recorded = _read_json(data_path)
-        if recorded != data:
+        if recorded != data and _run_state(workdir):  # untrained: `claim` takes the new data
             raise WorkdirError(
                 f"the data changed since workdir {workdir!r} was made "
                 f"({_differences(recorded, data)}); its epochs would mix two data sets: "
@@ -183,8 +185,15 @@ def claim(workdir: str, config_dict: dict, data: dict | None = None,
         results.write_atomically(path, json.dumps(config_dict, indent=2, sort_keys=True,
                                                   default=list).encode())
     data_path = os.path.join(workdir, DATA_FILE)
-    if data is None or os.path.exists(data_path):
+    if data is None:
         return None
+    if os.path.exists(data_path):
+        if _read_json(data_path) == data:
+            return None
+        # check_compatible let other data through only for a workdir that trained nothing.
+        results.write_atomically(data_path, json.dumps(data, indent=2, sort_keys=True).encode())
+        return (f"workdir {workdir!r} had trained no step yet: the data changed since it was "
+                f"made, and its {DATA_FILE} now records the current data's")
     adopted = resumed and _run_state(workdir)
     results.write_atomically(data_path, json.dumps(data, indent=2, sort_keys=True).encode())
     if adopted:
