@@ -25,6 +25,13 @@ said (exit status and its one line). Fault kinds (`FAULTS`, one entry each):
   search             a live search (search.policy=halving, 3 -> 2 -> 1 graphs) killed as
                      `kill` kills: its records and search.jsonl must equal an uninterrupted
                      search's byte for byte
+  worker_startup     a streamed image-folder sweep (2 decoding workers) stopped while its
+                     workers start: SIGTERM (exit 143), SIGTERM twice, SIGKILL; after each,
+                     no process the trainer started may outlive it by more than 2 s, and
+                     /dev/shm holds nothing new; compared with its own uninterrupted run
+  import_kill        experiments.import_graph2nn --task all killed (SIGKILL) part-way, a
+                     few times; the rerun completes the import, and every task's records
+                     equal an uninterrupted import's
 
 A full disk is simulated with RLIMIT_FSIZE set on the running process (prlimit): every
 write that would make a file larger than the limit fails with EFBIG ("File too large")
@@ -82,7 +89,8 @@ REFUSED, FAILED = 2, 1  # exit statuses of experiments.main (its docstring)
 class Outcome:
     """What one fault kind did: processes started, the workdirs whose records are compared
     with the reference, expectations that failed, and a few words on what happened.
-    `reference`: the workdir of the kind's own uninterrupted run (None: the clean sweep)."""
+    `reference`: the workdir of the kind's own uninterrupted run (None: the clean sweep);
+    a `workdirs` entry (workdir, reference) names its own."""
     runs: int = 0
     workdirs: list = dataclasses.field(default_factory=list)
     problems: list = dataclasses.field(default_factory=list)
@@ -388,9 +396,159 @@ def _listing(workdir) -> dict:
             for r, _, names in os.walk(workdir) for f in names}
 
 
+# The streamed sweep of worker_startup: an 8-node MLP on 16x16 crops of a small image
+# folder, 2 seeds, 2 epochs of 6 steps, 2 decoding workers.
+STREAM_CONFIG = """
+import ml_collections
+from experiments.configs import common
+
+
+def get_config():
+    config = common.experiment(
+        "mlp", graphs="complete:n=8;ws:n=8,k=4,p=0.25,seed=1", seeds=2, input_shape=(16, 16, 3),
+        data=ml_collections.ConfigDict(dict(source="imagefolder", path={path!r}, image_size=16,
+                                            workers=2, prefetch=1)),
+        train_cfg=common.train(batch_size=4, epochs=2, lr=0.1, weight_decay=5e-4,
+                               eval_batch_size=4))
+    config.model.update(dict(nodes=8, stem_width=16, width=16, num_classes=3))
+    config.train.update(dict(steps_per_call=2, width_buckets=1))
+    return config
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """The processes `pid` started that run now (Linux /proc)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found |= {int(c) for c in f.read().split()}
+        except OSError:
+            pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead but not reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stream_sweep(out: str, per_class: tuple[int, int] = (8, 4)) -> str:
+    """Writes the streamed sweep's image folder (3 classes, `per_class` train and val
+    images) and config file under `out`; returns the config's path."""
+    from relgraph_jax.data.testing import write_image_folder
+    folder = os.path.join(out, f"images_{per_class[0]}_{per_class[1]}")
+    if not os.path.isdir(folder):
+        write_image_folder(folder, classes=("a", "b", "c"), per_class=per_class, shape=(20, 28))
+    config = os.path.join(out, f"stream_config_{per_class[0]}_{per_class[1]}.py")
+    with open(config, "w") as f:
+        f.write(STREAM_CONFIG.format(path=folder))
+    return config
+
+
+def worker_startup(chaos: Chaos, workdir: str, kills: int) -> Outcome:
+    """SIGTERM, SIGTERM twice and SIGKILL while the decoding workers start (they exist, no
+    batch yet); each time every process the trainer started must be gone 2 s after it,
+    and /dev/shm must hold nothing new. Then the sweep resumes to the end."""
+    config = stream_sweep(chaos.out)
+    streaming = Chaos(chaos.out, chaos.data, chaos.rng, chaos.clean_time)
+    streaming.command = lambda where, *extra: [
+        sys.executable, "-m", "experiments.main", f"--config={config}", f"--workdir={where}",
+        *extra]
+    reference = f"{workdir}_reference"
+    outcome = Outcome(reference=reference, workdirs=[workdir])
+    rc, text = streaming.finish(outcome, reference)
+    expect(outcome, rc == 0, f"the uninterrupted stream run exited {rc}: {last_line(text)}")
+    shm_before = set(os.listdir("/dev/shm"))
+    for how in ("SIGTERM", "SIGTERM twice", "SIGKILL"):
+        proc = streaming.start(outcome, workdir)
+        seen = set()
+
+        def starting():
+            seen.update(_children(proc.pid))
+            return len(seen) >= 2 and not _results_size(workdir)
+        wait_until(proc, starting)
+        signals = {"SIGTERM": [signal.SIGTERM], "SIGTERM twice": [signal.SIGTERM] * 2,
+                   "SIGKILL": [signal.SIGKILL]}[how]
+        for sig in signals:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+                seen |= _children(proc.pid)
+                time.sleep(0.05)
+        while proc.poll() is None:
+            seen |= _children(proc.pid)
+            time.sleep(0.05)
+        time.sleep(2.0)
+        survivors = sorted(p for p in seen if _alive(p))
+        expect(outcome, not survivors, f"{how}: {len(survivors)} of the {len(seen)} processes "
+                                       f"the trainer started outlived it by 2 s: {survivors}")
+        expect(outcome, how != "SIGTERM" or proc.returncode == 128 + signal.SIGTERM,
+               f"{how}: exit {proc.returncode}, not 143")
+        outcome.notes.append(f"{how}: exit {proc.returncode}, {len(seen)} processes started, "
+                             f"{len(survivors)} left")
+    time.sleep(1.0)  # the resource tracker of a killed trainer cleans up after it
+    leaked = sorted(set(os.listdir("/dev/shm")) - shm_before)
+    expect(outcome, not leaked, f"/dev/shm gained {leaked[:5]}")
+    streaming.resume_to_end(outcome, workdir)
+    return outcome
+
+
+def import_kill(chaos: Chaos, workdir: str, kills: int) -> Outcome:
+    """experiments.import_graph2nn --task all SIGKILLed at random moments (at most 3
+    times), then rerun to the end; each task's records against an uninterrupted import."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+
+    def importer(out):
+        return subprocess.Popen([sys.executable, "-m", "experiments.import_graph2nn",
+                                 "--task=all", f"--out={out}"], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    reference = f"{workdir}_reference"
+    outcome = Outcome()
+    start = time.time()
+    clean = importer(reference)
+    text = clean.communicate()[0]
+    clean_time = time.time() - start
+    outcome.runs += 1
+    expect(outcome, clean.returncode == 0, f"the uninterrupted import exited "
+                                           f"{clean.returncode}: {last_line(text)}")
+    def tasks_done():
+        return len([n for n in os.listdir(workdir) if not n.startswith(".")]) \
+            if os.path.isdir(workdir) else 0
+    for k in range(min(kills, 3)):  # at a random moment, then as soon as a task is written
+        proc = importer(workdir)
+        outcome.runs += 1
+        if k == 0:
+            time.sleep(chaos.rng.uniform(1.0, clean_time * 0.9))
+        else:
+            done = tasks_done()
+            wait_until(proc, lambda: tasks_done() > done, timeout=clean_time * 3)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    proc = importer(workdir)
+    outcome.runs += 1
+    text = proc.communicate()[0]
+    expect(outcome, proc.returncode == 0, f"the rerun exited {proc.returncode}: "
+                                          f"{last_line(text)}")
+    kept = text.count("already imported")
+    tasks = sorted(os.listdir(reference))
+    outcome.workdirs = [(os.path.join(workdir, t), os.path.join(reference, t)) for t in tasks
+                        if os.path.isdir(os.path.join(reference, t))]
+    leftovers = [n for n in os.listdir(workdir) if n.startswith(".")]
+    expect(outcome, not leftovers, f"left beside the tasks: {leftovers}")
+    outcome.notes.append(f"{min(kills, 3)} SIGKILLs in a {clean_time:.0f} s import; the rerun "
+                         f"kept {kept} finished task(s) and imported the rest")
+    return outcome
+
+
 FAULTS = {"kill": kill, "concurrent": concurrent, "disk_full_records": disk_full_records,
           "disk_full_ckpt": disk_full_ckpt, "corrupt_ckpt": corrupt_ckpt,
-          "data_changed": data_changed, "search": search}
+          "data_changed": data_changed, "search": search, "worker_startup": worker_startup,
+          "import_kill": import_kill}
 
 
 # ----------------------------------------------------------------------------- checking
@@ -449,9 +607,9 @@ def main():
         t0 = time.time()
         outcome = FAULTS[kind](chaos, os.path.join(args.out, kind), args.kills)
         compared = differing = lost = duplicated = 0
-        want = _records(outcome.reference) if outcome.reference else reference
-        for workdir in outcome.workdirs:
-            c, d, m, u = compare(want, _records(workdir))
+        for entry in outcome.workdirs:  # a workdir, or (workdir, its own reference)
+            workdir, ref = entry if isinstance(entry, tuple) else (entry, outcome.reference)
+            c, d, m, u = compare(_records(ref) if ref else reference, _records(workdir))
             compared, differing, lost, duplicated = (compared + c, differing + d, lost + m,
                                                      duplicated + u)
         passed = differing == lost == duplicated == 0 and not outcome.problems

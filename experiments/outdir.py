@@ -4,7 +4,8 @@ A command that (re)writes a folder (`paper_report --out`, `import_graph2nn --out
 it in a hidden sibling folder and renames it into place at the end, so a refusal or a
 crash part-way leaves the old folder as it was. It replaces only a folder that it made
 itself, which it marks with MARKER; a file, or a non-empty folder without its mark (a
-user's notes, a training workdir), is refused before any work starts.
+user's notes, a training workdir), is refused before any work starts. What a killed run
+left beside it (a half-built folder, named after that run's process) goes at the next run.
 """
 from __future__ import annotations
 
@@ -44,14 +45,39 @@ def check_replaceable(out: str, command: str, flag: str = "--out") -> bool:
 
 
 def _sibling(out: str, tag: str) -> str:
-    """A new empty hidden folder beside `out`, with the permissions a plain mkdir gives."""
+    """A new empty hidden folder beside `out` named after this process, with the
+    permissions a plain mkdir gives."""
     parent = os.path.dirname(os.path.abspath(out)) or "."
-    folder = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out))}.{tag}-",
-                              dir=parent)
+    folder = tempfile.mkdtemp(prefix=f"{_prefix(out, tag)}{os.getpid()}-", dir=parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(folder, 0o777 & ~umask)
     return folder
+
+
+def _prefix(out: str, tag: str) -> str:
+    return f".{os.path.basename(os.path.abspath(out))}.{tag}-"
+
+
+def _remove_stale(out: str) -> None:
+    """Removes what a killed earlier run left beside `out` (its process is gone)."""
+    parent = os.path.dirname(os.path.abspath(out)) or "."
+    for tag in ("building", "old"):
+        prefix = _prefix(out, tag)
+        for name in os.listdir(parent):
+            pid = name[len(prefix):].split("-", 1)[0]
+            if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _swap(out: str, staging: str, replace: bool) -> None:
@@ -81,6 +107,8 @@ def built_aside(out: str, command: str, **mark) -> Iterator[str]:
     """
     replace = check_replaceable(out, command)
     try:
+        if os.path.isdir(os.path.dirname(os.path.abspath(out))):
+            _remove_stale(out)
         staging = _sibling(out, "building")
     except OSError as e:
         raise ValueError(f"cannot write next to --out {out!r} ({e.strerror}); give a folder "

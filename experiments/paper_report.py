@@ -18,6 +18,7 @@ import argparse
 import concurrent.futures
 import dataclasses
 import io
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -459,7 +460,8 @@ def _write_page(src: str, out: str, licence: str, authors: dict[str, bytes]) -> 
     tasks = list(graph2nn_results.TASKS)
     families, epoch_rows, curves = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="graph2nn_import_") as imported, \
-            concurrent.futures.ProcessPoolExecutor(1) as pool:
+            concurrent.futures.ProcessPoolExecutor(  # spawn: forking a jax process may hang
+                1, mp_context=multiprocessing.get_context("spawn")) as pool:
         # The MLP import (C and L of 3942 graphs) runs beside the ImageNet families' work.
         mlp = pool.submit(import_tasks, src, tasks[:1], os.path.join(imported, tasks[0]))
         configs = import_tasks(src, tasks[1:], imported)

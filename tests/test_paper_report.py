@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 
 import numpy as np
@@ -229,6 +230,13 @@ def test_paper_report_checks_its_input_before_touching_the_page(tmp_path, capsys
     assert "is a file, not a folder" in line
 
 
+def _dead_pid() -> int:
+    """The PID of a process that has ended."""
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_a_page_is_replaced_whole_only_once_it_is_built(tmp_path):
     page = tmp_path / "page"
     with outdir.built_aside(str(page), "cmd") as staging:
@@ -243,5 +251,11 @@ def test_a_page_is_replaced_whole_only_once_it_is_built(tmp_path):
         open(os.path.join(staging, "b.txt"), "w").write("second")
     assert sorted(_tree(page)) == [outdir.MARKER, "b.txt"]
     assert sorted(os.listdir(tmp_path)) == ["page"]
+    gone = _dead_pid()
+    (tmp_path / f".page.building-{gone}-x1" / "half").mkdir(parents=True)  # a killed run's
+    (tmp_path / f".page.building-{os.getpid()}-x2").mkdir()  # a live process's: kept
+    with outdir.built_aside(str(page), "cmd") as staging:
+        pass
+    assert sorted(os.listdir(tmp_path)) == [f".page.building-{os.getpid()}-x2", "page"]
     with pytest.raises(ValueError, match="that other did not make"):
         outdir.check_replaceable(str(page), "other")
