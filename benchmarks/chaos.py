@@ -428,7 +428,7 @@ def _children(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, dead but not reaped, does not)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -483,7 +483,7 @@ def worker_startup(chaos: Chaos, workdir: str, kills: int) -> Outcome:
             seen |= _children(proc.pid)
             time.sleep(0.05)
         time.sleep(2.0)
-        survivors = sorted(p for p in seen if _alive(p))
+        survivors = sorted(p for p in seen if process_alive(p))
         expect(outcome, not survivors, f"{how}: {len(survivors)} of the {len(seen)} processes "
                                        f"the trainer started outlived it by 2 s: {survivors}")
         expect(outcome, how != "SIGTERM" or proc.returncode == 128 + signal.SIGTERM,

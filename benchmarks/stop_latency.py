@@ -6,15 +6,14 @@
 The trainer reads its stop flag once the chunk in flight has finished, before it
 dispatches the next, so a SIGTERM costs at most the rest of that chunk, then the
 checkpoint and the exit: bound = one chunk + the checkpoint. Two sweeps, each started
-fresh per trial and sent SIGTERM at a random moment once it trains (after its first
-progress line):
+fresh per trial and sent SIGTERM at a random moment of a chunk once it trains:
 - mlp: the paper's MLP on CIFAR-10 (an arrays .npz such as the decoded JPEG copy, given by
   --cifar) with its best graph paper:n64_3942/3552, one seed, batch 128; one row per
   --steps_per_call (the chunk length, which sets the bound);
 - stream: a streamed image-folder sweep (2 decoding workers, 16x16 crops, 2 seeds): its
   stop also closes the pipelines and ends the workers.
-The chunk time comes from the run's own progress line (model-samples/s), the checkpoint
-time from the stop's timing. Prints a markdown table; --json prints the rows.
+The chunk time is the time between the run's first two progress lines (one per chunk).
+Prints a markdown table; --json prints the rows.
 """
 from __future__ import annotations
 
@@ -32,24 +31,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from benchmarks import chaos  # noqa: E402  (the streamed sweep)
 
-_RATE = re.compile(r"\| ([\d,]+) model-samples/s")
+_PROGRESS = re.compile(r"model-samples/s \| ETA")
 
 
-def _trial(command: list[str], env: dict, rng: random.Random, samples_per_step: int,
-           steps_per_call: int) -> dict:
-    """One run: started, SIGTERM at a random moment after its first progress line."""
+def _trial(command: list[str], env: dict, rng: random.Random) -> dict:
+    """One run, started fresh: the chunk time is the time between its first two progress
+    lines (one per chunk: log_every_steps = steps_per_call), then SIGTERM comes at a random
+    moment of the next chunk."""
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    rate = None
+    seen = []
     for line in proc.stdout:
-        found = _RATE.search(line)
-        if found:
-            rate = float(found.group(1).replace(",", ""))
-            break
-    if rate is None:
+        if _PROGRESS.search(line):
+            seen.append(time.perf_counter())
+            if len(seen) == 2:
+                break
+    if len(seen) < 2:
         proc.wait()
-        raise RuntimeError(f"{command}: no progress line (exit {proc.returncode})")
-    chunk_s = steps_per_call * samples_per_step / rate
+        raise RuntimeError(f"{command}: fewer than two progress lines (exit {proc.returncode})")
+    chunk_s = seen[1] - seen[0]
     time.sleep(rng.uniform(0.0, chunk_s))
     sent = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
                        f"--config.train.steps_per_call={steps}",
                        f"--config.train.log_every_steps={steps}", f"--workdir={workdir}"]
             rows.append({"sweep": "mlp", "steps_per_call": steps,
-                         **_trial(command, env, rng, 128, steps)})
+                         **_trial(command, env, rng)})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     config = chaos.stream_sweep(args.out, per_class=(40, 4))
     for t in range(args.trials):
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                    "--config.train.log_every_steps=2",
                    f"--workdir={os.path.join(args.out, f'stream_{t}')}"]
         rows.append({"sweep": "stream", "steps_per_call": 2,
-                     **_trial(command, env, rng, 4 * 2, 2)})
+                     **_trial(command, env, rng)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows))

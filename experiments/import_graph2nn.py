@@ -1,6 +1,7 @@
 r"""Import the authors' recorded runs (graph2nn's final_results) as project workdirs.
 
-  python -m experiments.import_graph2nn --task resnet34_imagenet --out runs/graph2nn/resnet34_imagenet
+  python -m experiments.import_graph2nn --task resnet34_imagenet \
+      --out runs/graph2nn/resnet34_imagenet
   python -m experiments.import_graph2nn --task all --out runs/graph2nn   # one workdir per task
   python -m experiments.analyze --workdir runs/graph2nn/resnet34_imagenet
 

@@ -21,7 +21,7 @@ unreadable file; rerun to resume once fixed); 143 stopped by SIGTERM and 130 by 
 import signal
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from experiments import cli, hosts
 

@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from typing import Iterator
 
+from relgraph_jax.train.workdir import pid_alive
+
 MARKER = ".made_by.json"
 
 
@@ -66,18 +68,8 @@ def _remove_stale(out: str) -> None:
         prefix = _prefix(out, tag)
         for name in os.listdir(parent):
             pid = name[len(prefix):].split("-", 1)[0]
-            if name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            if name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _swap(out: str, staging: str, replace: bool) -> None:

@@ -503,8 +503,9 @@ def _write_page(src: str, out: str, licence: str, authors: dict[str, bytes]) -> 
 def main(argv=None):
     # argparse, not absl: experiments.import_graph2nn already defines absl's --src and --out.
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--src", default=graph2nn_results.DEFAULT_SRC, help="graph2nn's final_results.tar.xz, with its "
-                        "LICENSE beside it")
+    parser.add_argument("--src", default=graph2nn_results.DEFAULT_SRC,
+                        help="graph2nn's final_results.tar.xz (default: the package's copy) "
+                             "or final_results folder, with its LICENSE beside it")
     parser.add_argument("--out", default=OUT, help="folder to write: new, empty, or a page this "
                         "command wrote (it is then replaced)")
     args = parser.parse_args(argv)

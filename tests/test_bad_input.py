@@ -321,10 +321,12 @@ COMMANDS = [
       "--config.epochz=3"], "experiments.main: unknown config key(s) epochz; allowed in config: ["),
     (["experiments.describe", "--config=experiments/configs/quickstart.py",
       "--config.train.lr=inf"], "experiments.describe: train.lr=inf: must be > 0 and finite"),
+    (["experiments.main", "--config=experiments/configs/quickstart.py", "--workdir="],
+     "experiments.main: --workdir='': give the folder where results and checkpoints go"),
 ]
 
 
-@pytest.mark.parametrize("args,line", COMMANDS, ids=["main", "describe"])
+@pytest.mark.parametrize("args,line", COMMANDS, ids=["main", "describe", "empty_workdir"])
 def test_command_lines_print_one_line_and_write_nothing(args, line, tmp_path):
     workdir = tmp_path / "run"
     command = [sys.executable, "-m"] + [a.replace("WORKDIR", str(workdir)) for a in args]

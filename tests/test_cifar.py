@@ -111,7 +111,8 @@ def test_a_downloaded_tarball_given_as_path_is_read_in_place(release, published,
     np.testing.assert_array_equal(ds.x_test, release[3])
     assert not (tmp_path / "unused").exists()
     facts = summary.summarize(data.validate(_cfg(path=str(release[0]))))
-    assert (facts.image_shape, facts.num_train, facts.num_test, facts.declared_classes) == ((32, 32, 3), 15, 4, 10)
+    assert (facts.image_shape, facts.num_train, facts.num_test, facts.declared_classes) == (
+        (32, 32, 3), 15, 4, 10)
     assert fingerprint.fingerprint(data.parse(_cfg(path=str(release[0])))) == {
         "source": "cifar", "name": "cifar10", "md5": published.md5}
 

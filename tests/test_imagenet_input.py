@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.chaos import process_alive
 from experiments.configs import common
 from relgraph_jax import data, results
 from relgraph_jax.data import imagenet, imagefolder, spec as spec_lib, stream as stream_lib
@@ -247,39 +248,49 @@ def test_batches_are_the_examples_transformed_and_the_same_for_any_worker_count(
                 np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
-def test_ctrl_c_reaches_the_reader_but_not_its_workers(tmp_path):
-    """A terminal's Ctrl-C is sent to the whole process group: the reading process gets it
-    (the trainer's handler then stops at the next chunk with a checkpoint), while its grain
-    worker must live on to make the rest of the epoch (had it died, the next batches it
-    owes would fail). 48 one-image steps: far more than the worker keeps ready."""
+def _reader(tmp_path, workers: int, then: str):
+    """Starts a script that streams a 48-image folder with `workers` workers in its own
+    process group (as a terminal runs it): it reads one batch, prints "reading" and its
+    workers' PIDs, waits for a line on stdin, then runs `then`. Returns the process and
+    the PIDs; SIGINTs it receives are counted in `signals`."""
     folder = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=(24, 1),
                                 shape=(8, 8))
     script = tmp_path / "reader.py"
     script.write_text(textwrap.dedent(f"""
-        import signal, sys
+        import multiprocessing, signal, sys
         sys.path.insert(0, {REPO!r})
         from relgraph_jax import data
         if __name__ == "__main__":
             signals = []
             signal.signal(signal.SIGINT, lambda signum, frame: signals.append(signum))
             stream = data.open_stream(dict(source="imagefolder", path={str(folder)!r},
-                                           image_size=8, workers=1, prefetch=1))
+                                           image_size=8, workers={workers}, prefetch=1))
             batches = stream.train_batches(1, [0], epoch=0)
             next(batches)
-            print("reading", flush=True)
-            sys.stdin.readline()  # the test has sent SIGINT to the process group
-            print("signals", len(signals), "batches", 1 + sum(1 for _ in batches), flush=True)
+            print("reading", *[p.pid for p in multiprocessing.active_children()], flush=True)
+            sys.stdin.readline()
+            {then}
     """))
     proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # its own process group, as a terminal's
+                            start_new_session=True)
+    before = []  # its output up to its first batch (warnings may come first)
+    for line in proc.stdout:
+        before.append(line)
+        if line.startswith("reading"):
+            return proc, [int(pid) for pid in line.split()[1:]]
+    proc.wait()
+    raise AssertionError("".join(before))
+
+
+def test_ctrl_c_reaches_the_reader_but_not_its_workers(tmp_path):
+    """A terminal's Ctrl-C is sent to the whole process group: the reading process gets it
+    (the trainer's handler then stops at the next chunk with a checkpoint), while its grain
+    worker must live on to make the rest of the epoch (had it died, the next batches it
+    owes would fail). 48 one-image steps: far more than the worker keeps ready."""
+    proc, _ = _reader(tmp_path, 1, 'print("signals", len(signals), "batches", '
+                                   '1 + sum(1 for _ in batches), flush=True)')
     try:
-        before = []  # its output up to its first batch (warnings may come first)
-        for line in proc.stdout:
-            before.append(line)
-            if line == "reading\n":
-                break
-        assert before[-1:] == ["reading\n"], "".join(before)
         os.killpg(proc.pid, signal.SIGINT)
         output = proc.communicate("\n", timeout=300)[0]
     finally:
@@ -292,50 +303,19 @@ def test_workers_end_with_a_reader_that_is_killed_outright(tmp_path):
     """A SIGKILL (or a second SIGTERM) gives the reading process no chance to close its
     pipelines: its workers notice that it is gone and end within a second, instead of
     running on as orphans."""
-    folder = write_image_folder(tmp_path / "images", classes=("a", "b"), per_class=(24, 1),
-                                shape=(8, 8))
-    script = tmp_path / "reader.py"
-    script.write_text(textwrap.dedent(f"""
-        import multiprocessing, sys
-        sys.path.insert(0, {REPO!r})
-        from relgraph_jax import data
-        if __name__ == "__main__":
-            stream = data.open_stream(dict(source="imagefolder", path={str(folder)!r},
-                                           image_size=8, workers=2, prefetch=1))
-            batches = stream.train_batches(1, [0], epoch=0)
-            next(batches)
-            print("workers", *[p.pid for p in multiprocessing.active_children()], flush=True)
-            sys.stdin.readline()
-    """))
-    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc, workers = _reader(tmp_path, 2, "pass")
     try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if line.startswith("workers"):
-                break
-        workers = [int(pid) for pid in lines[-1].split()[1:]]
-        assert len(workers) == 2, "".join(lines)
+        assert len(workers) == 2
         proc.kill()
         proc.wait(timeout=30)
         deadline = time.monotonic() + 5
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(map(process_alive, workers)) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [pid for pid in workers if _alive(pid)]
+        assert not [pid for pid in workers if process_alive(pid)]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+        for pid in [proc.pid] + workers:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_more_workers_than_cores_are_capped_with_one_line(tmp_path, capsys):

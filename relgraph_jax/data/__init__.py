@@ -1,5 +1,5 @@
-"""Data: sources (tfds, arrays .npz, bundled digits, image folders), on-device augmentation,
-streamed ImageNet.
+"""Data: sources (the official CIFAR-10 release, tfds, arrays .npz, bundled digits, image
+folders), on-device augmentation, streamed ImageNet.
 
 Small data sets load whole into host memory as uint8 (`load`) and go to the device once;
 batching, crop/flip and normalisation then run on the device. ImageNet (tfds or an image

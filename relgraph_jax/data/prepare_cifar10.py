@@ -5,8 +5,8 @@
 
 The copy is lossy (JPEG at about quality 75): expect 1-3 points more test error than on
 the official release (source='cifar', the configs' default), so compare graphs trained on
-it only with each other. It serves machines that cannot download. The source stores each split as one byte stream of concatenated JPEG files
-(`{split}_jpeg`), with `{split}_offsets` (N + 1 byte positions), `{split}_labels` and
+it only with each other. It serves machines that cannot download. The source stores
+each split as one byte stream of concatenated JPEG files (`{split}_jpeg`), with `{split}_offsets` (N + 1 byte positions), `{split}_labels` and
 `classes`. The output holds x_train (50000, 32, 32, 3) uint8, y_train int32, x_test,
 y_test and classes, written to a temporary file and renamed, so a half-written output
 never exists.

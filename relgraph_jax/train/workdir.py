@@ -203,7 +203,8 @@ def claim(workdir: str, config_dict: dict, data: dict | None = None,
 
 
 # ----------------------------------------------------------------------------- the lock
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (another user's counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -258,7 +259,7 @@ class Lock:
                     f"workdir any more, delete {self.path} and rerun")
             pid = holder.get("pid")
             if (not kernel_lock and isinstance(pid, int) and pid > 0 and pid != os.getpid()
-                    and _alive(pid)):
+                    and pid_alive(pid)):
                 raise WorkdirError(self._in_use(holder))
             self.notice = (f"took over {self.path} from PID {holder.get('pid')} (since "
                            f"{holder.get('started')}), which is no longer running")
