@@ -20,8 +20,10 @@ setup() {
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -r requirements.txt
     "$VENV/bin/python" -m pip install -q --no-deps -e .
-    if [ -n "$EXTRA" ]; then
-      "$VENV/bin/python" -m pip install -q --upgrade "jax[$EXTRA]"
+    if [ -n "$EXTRA" ]; then  # the accelerator wheels of the jax just installed
+      local jax_version
+      jax_version=$("$VENV/bin/python" -c "from importlib.metadata import version; print(version('jax'))")
+      "$VENV/bin/python" -m pip install -q "jax[$EXTRA]==$jax_version"
     fi
     touch "$stamp"
   fi

@@ -12,7 +12,8 @@ fresh per trial and sent SIGTERM at a random moment of a chunk once it trains:
   --steps_per_call (the chunk length, which sets the bound);
 - stream: a streamed image-folder sweep (2 decoding workers, 16x16 crops, 2 seeds): its
   stop also closes the pipelines and ends the workers.
-The chunk time is the time between the run's first two progress lines (one per chunk).
+The chunk time comes from the time between the run's first two progress lines, which are
+CHUNKS_PER_LOG chunks apart.
 Prints a markdown table; --json prints the rows.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,13 +34,18 @@ sys.path.insert(0, REPO)
 from benchmarks import chaos  # noqa: E402  (the streamed sweep)
 
 _PROGRESS = re.compile(r"model-samples/s \| ETA")
+# A progress line every 4 chunks: as with the configs' defaults (100 steps of logging, 50
+# per call), most chunks end without one, whose wait for the device would hide a flag read
+# too early.
+CHUNKS_PER_LOG = 4
 
 
-def _trial(command: list[str], env: dict, rng: random.Random) -> dict:
+def _trial(command: list[str], workdir: str, env: dict, rng: random.Random) -> dict:
     """One run, started fresh: the chunk time is the time between its first two progress
-    lines (one per chunk: log_every_steps = steps_per_call), then SIGTERM comes at a random
-    moment of the next chunk."""
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+    lines over CHUNKS_PER_LOG, then SIGTERM comes at a random moment of the next
+    CHUNKS_PER_LOG chunks."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    proc = subprocess.Popen(command + [f"--workdir={workdir}"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in proc.stdout:
@@ -49,8 +56,8 @@ def _trial(command: list[str], env: dict, rng: random.Random) -> dict:
     if len(seen) < 2:
         proc.wait()
         raise RuntimeError(f"{command}: fewer than two progress lines (exit {proc.returncode})")
-    chunk_s = seen[1] - seen[0]
-    time.sleep(rng.uniform(0.0, chunk_s))
+    chunk_s = (seen[1] - seen[0]) / CHUNKS_PER_LOG
+    time.sleep(rng.uniform(0.0, CHUNKS_PER_LOG * chunk_s))
     sent = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     tail = proc.communicate()[0]
@@ -84,17 +91,16 @@ def main(argv=None) -> int:
                        f"--config.data.path={os.path.abspath(args.cifar)}",
                        "--config.graphs=paper:n64_3942/3552", "--config.seeds=1",
                        f"--config.train.steps_per_call={steps}",
-                       f"--config.train.log_every_steps={steps}", f"--workdir={workdir}"]
+                       f"--config.train.log_every_steps={CHUNKS_PER_LOG * steps}"]
             rows.append({"sweep": "mlp", "steps_per_call": steps,
-                         **_trial(command, env, rng)})
+                         **_trial(command, workdir, env, rng)})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     config = chaos.stream_sweep(args.out, per_class=(40, 4))
     for t in range(args.trials):
         command = [sys.executable, "-m", "experiments.main", f"--config={config}",
-                   "--config.train.log_every_steps=2",
-                   f"--workdir={os.path.join(args.out, f'stream_{t}')}"]
+                   f"--config.train.log_every_steps={CHUNKS_PER_LOG * 2}"]
         rows.append({"sweep": "stream", "steps_per_call": 2,
-                     **_trial(command, env, rng)})
+                     **_trial(command, os.path.join(args.out, f"stream_{t}"), env, rng)})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(rows))

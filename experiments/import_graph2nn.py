@@ -59,6 +59,7 @@ def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
     mark = {task: {"task": task, "src": os.path.abspath(src)} for task in tasks}
     written, todo = {}, []
     for task, workdir in targets.items():
+        _refuse_unmarked_import(workdir)
         if outdir.check_replaceable(workdir, COMMAND):
             found = {k: v for k, v in outdir.made_by(workdir).items() if k != "command"}
             if found != mark[task]:
@@ -101,6 +102,20 @@ def import_tasks(src: str, tasks: list[str], out: str) -> dict[str, dict]:
             _write(staging, records, config)
         written[task] = config
     return written
+
+
+def _refuse_unmarked_import(workdir: str) -> None:
+    """An import made before imports were marked (config.json says so, no mark) gets its
+    own message: it is kept, not replaced."""
+    try:
+        with open(os.path.join(workdir, "config.json")) as f:
+            kind = json.load(f).get("source", {}).get("kind", "")
+    except (OSError, ValueError, AttributeError):
+        return
+    if kind.startswith("graph2nn final_results") and outdir.made_by(workdir) is None:
+        raise ValueError(f"--out {workdir!r} holds an import made by an earlier version (no "
+                         f"{outdir.MARKER}); it is kept as it is: delete it and rerun to import "
+                         "it again, or give a new --out")
 
 
 def _make_folder(path: str) -> None:

@@ -13,12 +13,14 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from typing import Iterator
 
-from relgraph_jax.train.workdir import pid_alive
+from relgraph_jax import machine
 
 MARKER = ".made_by.json"
+_HOST = socket.gethostname().replace("-", "_")  # '-' separates the parts of a sibling's name
 
 
 def made_by(folder: str) -> dict | None:
@@ -50,7 +52,7 @@ def _sibling(out: str, tag: str) -> str:
     """A new empty hidden folder beside `out` named after this process, with the
     permissions a plain mkdir gives."""
     parent = os.path.dirname(os.path.abspath(out)) or "."
-    folder = tempfile.mkdtemp(prefix=f"{_prefix(out, tag)}{os.getpid()}-", dir=parent)
+    folder = tempfile.mkdtemp(prefix=f"{_prefix(out, tag)}{_HOST}-{os.getpid()}-", dir=parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(folder, 0o777 & ~umask)
@@ -62,13 +64,14 @@ def _prefix(out: str, tag: str) -> str:
 
 
 def _remove_stale(out: str) -> None:
-    """Removes what a killed earlier run left beside `out` (its process is gone)."""
+    """Removes what a killed earlier run of this host left beside `out` (its process is
+    gone); another host's, on a shared disk, is left alone."""
     parent = os.path.dirname(os.path.abspath(out)) or "."
     for tag in ("building", "old"):
-        prefix = _prefix(out, tag)
+        prefix = f"{_prefix(out, tag)}{_HOST}-"
         for name in os.listdir(parent):
             pid = name[len(prefix):].split("-", 1)[0]
-            if name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
+            if name.startswith(prefix) and pid.isdigit() and not machine.pid_alive(int(pid)):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
@@ -80,7 +83,11 @@ def _swap(out: str, staging: str, replace: bool) -> None:
         os.replace(staging, out)
         return
     old = _sibling(out, "old")
-    os.replace(out, old)  # onto the empty folder just made
+    try:
+        os.replace(out, old)  # onto the empty folder just made
+    except OSError:
+        os.rmdir(old)
+        raise
     try:
         os.replace(staging, out)
     except OSError:

@@ -1,4 +1,5 @@
-"""How much memory this machine has for what is about to be built.
+"""How much memory this machine has for what is about to be built, and which of its
+processes still run.
 
 Whatever would not fit is refused with the figures (`check_fits`) instead of being killed
 by the out-of-memory killer minutes later without a message. Host memory is what Linux
@@ -69,3 +70,14 @@ def check_fits(needed: int, available: int | None, what: str, hint: str) -> None
     if available is not None and needed > available:
         raise ValueError(f"{what} needs about {gib(needed)} of memory, more than the "
                          f"{gib(available)} available; {hint}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this host runs (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

@@ -124,8 +124,11 @@ _WEIGHTS = {"params": ("kernel", "blocks", "bias"),
 def load_linen_variables(layer: nnx.Module, variables) -> nnx.Module:
     """Copy a linen layer's variables ({"params": ..., "masks": ...}) into the nnx twin, in place.
 
-    Raises ValueError when a weight is missing or its shape differs.
+    Raises ValueError, leaving the layer as it was, when a weight is missing or its shape
+    differs, or when the variables' mask or gather tables are of another graph than the
+    layer's (their weights would be wrong for it).
     """
+    pairs = []
     for collection, names in _WEIGHTS.items():
         for name in names:
             target = getattr(layer, name, None)
@@ -146,7 +149,9 @@ def load_linen_variables(layer: nnx.Module, variables) -> nnx.Module:
                                  f"({implied}) than this layer's {layout.describe_graph()}, "
                                  f"whose mask has density {layout.mask.mean():.4f}; build the "
                                  "layer with their graph, or load variables made for this one")
-            target[...] = jnp.asarray(source, target.dtype)
+            pairs.append((target, source))
+    for target, source in pairs:  # every check passed: nothing is half-loaded
+        target[...] = jnp.asarray(source, target.dtype)
     return layer
 
 

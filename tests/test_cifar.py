@@ -5,10 +5,15 @@ The real download cannot run here: the release's one table entry (`cifar.RELEASE
 pointed at a tarball the test writes in the official layout, served from a file:// URL.
 """
 import dataclasses
+import errno
 import hashlib
+import http.client
 import io
 import os
 import pickle
+import socket
+import struct
+import subprocess
 import tarfile
 
 import numpy as np
@@ -23,11 +28,35 @@ CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog"
 PER_BATCH, NUM_TEST = 3, 4
 
 
+class _Python2Pickler(pickle._Pickler):
+    """Writes bytes as Python 2 wrote its str, with the BINSTRING opcodes of the release's
+    pickles (Python 3's protocol 2 writes them as calls of _codecs.encode instead)."""
+
+    def save_bytes(self, obj):
+        size = len(obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([size]) if size < 256 else
+                   pickle.BINSTRING + struct.pack("<i", size))
+        self.write(obj)
+        self.memoize(obj)
+
+    dispatch = {**pickle._Pickler.dispatch, bytes: save_bytes}
+
+
+def _python2_pickle(obj) -> bytes:
+    """`obj` pickled as the release's Python 2 batches are: protocol 2, byte strings, and
+    numpy's array helper under its Python 2 era module name, numpy.core.multiarray."""
+    buffer = io.BytesIO()
+    _Python2Pickler(buffer, protocol=2).dump(obj)
+    blob = buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+    assert b"_codecs" not in blob and b"numpy._core" not in blob
+    return blob
+
+
 def _batch(images: np.ndarray, labels: list[int]) -> bytes:
-    """A batch as the release stores it: protocol 2, byte-string keys, channel-major rows."""
+    """A batch as the release stores it: byte-string keys, channel-major rows."""
     rows = images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
-    return pickle.dumps({b"batch_label": b"batch", b"labels": labels, b"data": rows,
-                         b"filenames": [b"x.png"] * len(labels)}, protocol=2)
+    return _python2_pickle({b"batch_label": b"batch", b"labels": labels, b"data": rows,
+                            b"filenames": [b"x.png"] * len(labels)})
 
 
 def _tar_gz(path, members: dict[str, bytes]) -> None:
@@ -55,9 +84,9 @@ def release(tmp_path_factory):
                                                        y_train[i * PER_BATCH:(i + 1) * PER_BATCH])
                for i in range(5)}
     members[f"{folder}/test_batch"] = _batch(x_test, y_test)
-    members[f"{folder}/batches.meta"] = pickle.dumps(
-        {b"label_names": CLASSES, b"num_cases_per_batch": PER_BATCH, b"num_vis": 3072},
-        protocol=2)
+    assert b"cnumpy.core.multiarray\n_reconstruct\n" in members[f"{folder}/test_batch"]
+    members[f"{folder}/batches.meta"] = _python2_pickle(
+        {b"label_names": CLASSES, b"num_cases_per_batch": PER_BATCH, b"num_vis": 3072})
     members[f"{folder}/readme.html"] = b"<html></html>"
     path = tmp_path_factory.mktemp("release") / "cifar-10-python.tar.gz"
     _tar_gz(path, members)
@@ -75,6 +104,12 @@ def published(release, monkeypatch):
     return entry
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def _cfg(**fields):
     return {"source": "cifar", "name": "cifar10", **fields}
 
@@ -90,8 +125,14 @@ def test_the_table_holds_the_published_release():
 def test_first_use_downloads_into_the_cache_and_reads_the_batches(release, published, tmp_path):
     path, x_train, y_train, x_test, y_test = release
     cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / f".cifar-10-python.tar.gz.{socket.gethostname().replace('-', '_')}-{_dead_pid()}-x.part"
+    stale.write_bytes(b"half of a download that was killed")
     ds = data.load(_cfg(cache_dir=str(cache)))
     assert sorted(os.listdir(cache)) == ["cifar-10-python.tar.gz"]  # no temporary file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(cache / "cifar-10-python.tar.gz").st_mode & 0o777 == 0o666 & ~umask
     assert _md5(cache / "cifar-10-python.tar.gz") == published.md5
     np.testing.assert_array_equal(ds.x_train, x_train)  # channel-major rows -> NHWC
     np.testing.assert_array_equal(ds.y_train, y_train)
@@ -141,8 +182,22 @@ def test_a_failed_download_says_so_and_leaves_nothing(published, monkeypatch, tm
     def half_then_fail(url, out):
         out.write(b"x" * 100)
         raise ConnectionResetError(104, "Connection reset by peer")
-    with pytest.raises(data.DataNotFoundError, match=r"\(Connection reset by peer\); rerun"):
-        cifar.ensure_tarball(data.parse(_cfg(cache_dir=str(cache))), fetch=half_then_fail)
+    spec = data.parse(_cfg(cache_dir=str(cache)))
+    with pytest.raises(data.DataNotFoundError, match=r"\(ConnectionResetError: Connection reset "
+                                                     r"by peer\); rerun to retry"):
+        cifar.ensure_tarball(spec, fetch=half_then_fail)
+
+    def bad_status(url, out):
+        raise http.client.BadStatusLine("HTTP/1.1 ???")
+    with pytest.raises(data.DataNotFoundError, match=r"\(BadStatusLine: "):
+        cifar.ensure_tarball(spec, fetch=bad_status)
+
+    def disk_full(url, out):
+        out.write(b"x" * 100)
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(ValueError, match=r"could not write the download into data.cache_dir "
+                                         r".* \(No space left on device\): free space there"):
+        cifar.ensure_tarball(spec, fetch=disk_full)
     assert os.listdir(cache) == []
 
 

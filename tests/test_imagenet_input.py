@@ -10,6 +10,7 @@ must not kill the worker processes.
 import collections
 import glob
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -316,6 +317,23 @@ def test_workers_end_with_a_reader_that_is_killed_outright(tmp_path):
         for pid in [proc.pid] + workers:
             if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_only_the_processes_started_inside_are_stopped_at_the_end():
+    """The trainer's last cleanup stops the workers it started, never a process its caller
+    had before (a notebook's pool, a driver's own workers)."""
+    spawn = multiprocessing.get_context("spawn")
+    mine = spawn.Process(target=time.sleep, args=(60,), daemon=True)
+    mine.start()
+    try:
+        with stream_lib.workers_stopped():
+            straggler = spawn.Process(target=time.sleep, args=(60,), daemon=True)
+            straggler.start()
+        assert not straggler.is_alive() and straggler.exitcode == -signal.SIGTERM
+        assert mine.is_alive()
+    finally:
+        mine.kill()
+        mine.join()
 
 
 def test_more_workers_than_cores_are_capped_with_one_line(tmp_path, capsys):

@@ -10,6 +10,7 @@ graphs 3, 27 and 29 of n64_52).
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -161,6 +162,11 @@ def test_a_rerun_keeps_its_own_import_and_refuses_every_other_folder(imported, t
         assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*")
                 if p.is_file()} == files
     assert sorted(os.listdir(tmp_path)) == sorted(cases)  # nothing built beside them
+    old = tmp_path / "old_import"  # made before imports were marked
+    shutil.copytree(os.path.join(out, SEP), old)
+    os.remove(old / ".made_by.json")
+    with pytest.raises(ValueError, match="holds an import made by an earlier version"):
+        import_graph2nn.import_tasks(FIXTURE, [SEP], str(old))
 
 
 def test_an_import_killed_part_way_completes_on_the_rerun(imported, tmp_path, monkeypatch):

@@ -309,6 +309,7 @@ def test_misused_layers_name_themselves_and_the_graphs_involved():
                                          r"\(16 nodes, 32 edges\), whose mask has density 0\.3125"):
         rnnx.load_linen_variables(layer, complete)
     assert float(layer.mask[...].mean()) == 0.3125  # 16 self-loops + 2 x 32 edges, of 16 x 16
+    assert not np.array_equal(layer.kernel[...], complete["params"]["kernel"])  # untouched
     with pytest.raises(ValueError, match=r"MaskedDense: input must be"):
         layer(jnp.zeros(()))
     rnnx.load_linen_variables(layer, variables)  # its own graph's variables load

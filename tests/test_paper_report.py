@@ -251,11 +251,14 @@ def test_a_page_is_replaced_whole_only_once_it_is_built(tmp_path):
         open(os.path.join(staging, "b.txt"), "w").write("second")
     assert sorted(_tree(page)) == [outdir.MARKER, "b.txt"]
     assert sorted(os.listdir(tmp_path)) == ["page"]
-    gone = _dead_pid()
-    (tmp_path / f".page.building-{gone}-x1" / "half").mkdir(parents=True)  # a killed run's
-    (tmp_path / f".page.building-{os.getpid()}-x2").mkdir()  # a live process's: kept
+    host = outdir._HOST
+    (tmp_path / f".page.building-{host}-{_dead_pid()}-x1" / "half").mkdir(parents=True)
+    kept = [f".page.building-{host}-{os.getpid()}-x2",  # a live process's
+            f".page.building-node7-{_dead_pid()}-x3"]  # another host's, on a shared disk
+    for name in kept:
+        (tmp_path / name).mkdir()
     with outdir.built_aside(str(page), "cmd") as staging:
         pass
-    assert sorted(os.listdir(tmp_path)) == [f".page.building-{os.getpid()}-x2", "page"]
+    assert sorted(os.listdir(tmp_path)) == sorted(kept) + ["page"]
     with pytest.raises(ValueError, match="that other did not make"):
         outdir.check_replaceable(str(page), "other")

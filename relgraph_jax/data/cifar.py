@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import errno
 import hashlib
+import http.client
 import io
 import os
 import pickle
+import socket
 import sys
 import tarfile
 import tempfile
@@ -29,11 +32,14 @@ from typing import Callable
 
 import numpy as np
 
+from relgraph_jax import machine
 from relgraph_jax.data import dataset as dataset_lib
 from relgraph_jax.data.spec import DataNotFoundError, DataSpec
 
 _CHUNK = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60  # per network read: a stalled connection fails instead of hanging
+# Errors of writing the download (not of the network): the remedy is another folder.
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,12 +129,27 @@ def _check_md5(path: str, rel: Release, what: str, remedy: str) -> None:
                          f"{rel.filename}{short}: {remedy}")
 
 
+def _part_prefix(rel: Release) -> str:
+    return f".{rel.filename}.{socket.gethostname().replace('-', '_')}-"
+
+
+def _remove_stale_parts(folder: str, rel: Release) -> None:
+    """Deletes the partial downloads that killed runs of this host left in the cache."""
+    prefix = _part_prefix(rel)
+    for name in os.listdir(folder):
+        pid = name[len(prefix):].split("-", 1)[0]
+        if name.startswith(prefix) and pid.isdigit() and not machine.pid_alive(int(pid)):
+            os.remove(os.path.join(folder, name))
+
+
 def download(rel: Release, dest: str, fetch: Fetch = fetch_url) -> None:
-    """Downloads `rel` to `dest` through a checked temporary file in the same folder."""
+    """Downloads `rel` to `dest` through a checked temporary file in the same folder,
+    named after this process (a killed run's is deleted by the next download)."""
     folder = os.path.dirname(os.path.abspath(dest))
     try:
         os.makedirs(folder, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{rel.filename}.",
+        _remove_stale_parts(folder, rel)
+        tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f"{_part_prefix(rel)}{os.getpid()}-",
                                           suffix=".part", delete=False)
     except OSError as e:
         raise ValueError(f"data.cache_dir {folder!r} is not writable ({e.strerror}); set "
@@ -137,15 +158,25 @@ def download(rel: Release, dest: str, fetch: Fetch = fetch_url) -> None:
     print(f"downloading {rel.url} into {folder}", file=sys.stderr)
     try:
         with tmp:
-            fetch(rel.url, tmp)
+            try:
+                fetch(rel.url, tmp)
+            except OSError as e:
+                if e.errno in _DISK_ERRORS:
+                    raise ValueError(f"could not write the download into data.cache_dir "
+                                     f"{folder!r} ({e.strerror}): free space there or set "
+                                     "data.cache_dir to another folder, and rerun") from e
+                raise
         _check_md5(tmp.name, rel, "the downloaded file", "the download was damaged; rerun to "
                    "download it again")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp.name, 0o666 & ~umask)  # as a plain download would be, not 0600
         os.replace(tmp.name, dest)
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", None) or e.strerror or e
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e
         raise DataNotFoundError(
-            f"could not download {rel.url} ({reason}); rerun to retry, or download it "
-            f"yourself and set data.path to the file") from e
+            f"could not download {rel.url} ({type(e).__name__}: {reason}); rerun to retry, or "
+            f"download it yourself and set data.path to the file") from e
     finally:
         if os.path.exists(tmp.name):
             os.remove(tmp.name)

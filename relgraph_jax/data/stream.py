@@ -22,11 +22,12 @@ step, no iterator state needs saving.
 The worker processes ignore Ctrl-C (`_init_worker`): a terminal's SIGINT reaches the
 whole process group, and a worker killed by it would fail the next batch. The trainer
 takes it, stops after the chunk with a checkpoint and closes the pipelines, which stops
-the workers; `stop_workers` ends any still alive however the trainer ends, and a worker
+the workers; `workers_stopped` ends any still alive however the trainer ends, and a worker
 whose trainer was killed outright ends by itself within half a second.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -259,18 +260,23 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-def stop_workers(timeout_s: float = 5.0) -> None:
-    """Stops every worker process of this process still alive (a pipeline closed while
-    its workers were starting, an exit part-way): what the trainer does last, however the
-    run ends."""
-    children = multiprocessing.active_children()
-    for child in children:
-        child.terminate()
-    for child in children:
-        child.join(timeout_s)
-        if child.is_alive():
-            child.kill()
-            child.join()
+@contextlib.contextmanager
+def workers_stopped(timeout_s: float = 5.0) -> Iterator[None]:
+    """When the block ends, however it ends, stops every process started inside it that
+    is still alive (a pipeline closed while its workers were starting, an exit part-way):
+    what the trainer does last. Processes the caller had before are left alone."""
+    before = {child.pid for child in multiprocessing.active_children()}
+    try:
+        yield
+    finally:
+        started = [c for c in multiprocessing.active_children() if c.pid not in before]
+        for child in started:
+            child.terminate()
+        for child in started:
+            child.join(timeout_s)
+            if child.is_alive():
+                child.kill()
+                child.join()
 
 
 def _closing(ds: grain.IterDataset) -> Iterator:

@@ -80,10 +80,18 @@ def iter_files(src: str, wanted: Callable[[str], bool]) -> Iterator[tuple[str, b
             for name in sorted(files):
                 path = os.path.join(root, name)
                 if wanted(path.replace(os.sep, "/")):
-                    with open(path, "rb") as f:
-                        yield path, f.read()
+                    try:
+                        with open(path, "rb") as f:
+                            blob = f.read()
+                    except OSError as e:
+                        raise ValueError(f"cannot read {path!r} ({e.strerror})") from e
+                    yield path, blob
         return
-    if not tarfile.is_tarfile(src):
+    try:
+        is_tar = tarfile.is_tarfile(src)
+    except OSError as e:
+        raise ValueError(f"cannot read --src {src!r} ({e.strerror})") from e
+    if not is_tar:
         raise ValueError(f"--src {src!r} is neither a final_results folder nor a tar archive")
     try:
         with tarfile.open(src) as archive:

@@ -368,12 +368,11 @@ def resolve(specs: str | RelationalGraph | Sequence[str | RelationalGraph]) -> l
 
     A set spec such as ``paper:n64_52`` expands to all its graphs in index order.
     """
-    if isinstance(specs, (str, RelationalGraph)):
-        items = [specs]
-    elif isinstance(specs, Sequence) and not isinstance(specs, (bytes, bytearray)):
-        items = list(specs)
+    if isinstance(specs, (str, bytes, bytearray, RelationalGraph, nx.Graph)) \
+            or not isinstance(specs, Iterable):
+        items = [specs]  # one spec, or what the check below names
     else:
-        items = [specs]  # named by the check below
+        items = list(specs)  # a list, tuple, set, generator or array of specs
     graphs = []
     for item in items:
         if isinstance(item, RelationalGraph):

@@ -94,8 +94,9 @@ def _agreed_stop(stop: _StopFlag, run=None) -> int:
     The flag is read once `run`'s dispatched chunk has finished, and before the next one
     is dispatched: a signal that comes during a chunk stops the run after that chunk, not
     after the one queued behind it. So the stop takes at most the chunk in flight plus the
-    checkpoint (train.steps_per_call sets the chunk), for the price of one dispatch gap
-    between chunks."""
+    checkpoint (train.steps_per_call sets the chunk), and the epoch's precise BN and
+    evaluation when that chunk ends an epoch, for the price of one dispatch gap between
+    chunks."""
     if run is not None:
         jax.block_until_ready([b.state.loss_sum for b in run.buckets])
     signum = stop.signum or 0
@@ -500,7 +501,9 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     validate_config(config)
     variant_list = variants_lib.build_variants(config)
     grid_names, _ = variants_lib.grid_combinations(config)
-    workdir_lib.check_writable(workdir)  # before data.validate, which may download
+    # The workdir first: data.validate may download a data set or read every image header.
+    workdir_lib.check_writable(workdir)
+    workdir_lib.check_compatible(workdir, config.to_dict())
     data_spec = data_lib.validate(config.data)
     data_summary = summarize_data(data_spec)
     check_data(config, data_summary)
@@ -524,7 +527,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
 
     with contextlib.ExitStack() as cleanup:  # lock, feed and checkpoints closed however it ends
         if not resident:  # last of all: no decoding worker outlives the run
-            cleanup.callback(stream_lib.stop_workers)
+            cleanup.enter_context(stream_lib.workers_stopped())
         store = _on_process_0(lambda: _own_workdir(workdir, config, data_id, adopt_data,
                                                         cleanup))
         stop = _StopFlag()  # from here on, a signal stops the run cleanly at the next chance

@@ -20,7 +20,7 @@ import os
 import socket
 import tempfile
 
-from relgraph_jax import results
+from relgraph_jax import machine, results
 
 CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
@@ -172,12 +172,14 @@ def check_compatible(workdir: str, config_dict: dict, data: dict | None = None,
 def claim(workdir: str, config_dict: dict, data: dict | None = None,
           adopt_data: bool = False) -> str | None:
     """Checks the workdir again (`check_compatible`) and records the config and the data
-    fingerprint where it holds none yet.
+    fingerprint where it holds none yet, or where it trained no step from the data its
+    data.json names (that data changed, e.g. a bad image replaced: a notice says so).
 
     Call it with the workdir's `Lock` held, so that no other run claims it between the
     check and the writes, and once every other check has passed, so that an invalid
     config never marks a workdir; a resumed workdir keeps what it holds. Returns a notice
-    when `adopt_data` recorded the current data for existing checkpoints or records.
+    when `adopt_data` recorded the current data for existing checkpoints or records, or
+    when untrained data was replaced.
     """
     resumed = check_compatible(workdir, config_dict, data, adopt_data)
     path = os.path.join(workdir, CONFIG_FILE)
@@ -203,17 +205,6 @@ def claim(workdir: str, config_dict: dict, data: dict | None = None,
 
 
 # ----------------------------------------------------------------------------- the lock
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` of this host runs (another user's counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
-
-
 class Lock:
     """WORKDIR/run.lock held by this process: an exclusive flock on the file, which also
     names the holder (PID, host, start time) for the message a second run gets.
@@ -259,7 +250,7 @@ class Lock:
                     f"workdir any more, delete {self.path} and rerun")
             pid = holder.get("pid")
             if (not kernel_lock and isinstance(pid, int) and pid > 0 and pid != os.getpid()
-                    and pid_alive(pid)):
+                    and machine.pid_alive(pid)):
                 raise WorkdirError(self._in_use(holder))
             self.notice = (f"took over {self.path} from PID {holder.get('pid')} (since "
                            f"{holder.get('started')}), which is no longer running")
