@@ -1,13 +1,14 @@
 """RelationalGraph: specs that round-trip, structure, measures, errors, resolve."""
 import dataclasses
 import math
+import pathlib
 
 import networkx as nx
 import numpy as np
 import pytest
 
 from relgraph_jax import graphs
-from relgraph_jax.graphs import RelationalGraph, catalog, resolve
+from relgraph_jax.graphs import RelationalGraph, catalog, kinds, resolve
 
 SPECS = ["ws:n=64,k=8.19,p=0.128,seed=4", "paper:n64_3942/3552", "paper:n16_48/42", "brain:cat",
          "brain:mcwhole/sym", "complete:n=64", "ring:n=64,k=4", "er:n=64,p=0.1,seed=0",
@@ -160,3 +161,47 @@ def test_a_set_is_not_one_graph_and_empty_is_nothing():
     with pytest.raises(TypeError, match=r"a networkx graph \(5 nodes\) is not a spec: pass "
                                         r"RelationalGraph.from_networkx\(graph\)"):
         resolve(nx.complete_graph(5))
+
+
+# ----------------------------------------------------------------------------- graph kinds
+def _hypercube(values):
+    """A d-dimensional hypercube: no parameter n (the registry must not assume one)."""
+    return nx.convert_node_labels_to_integers(nx.hypercube_graph(values["d"]))
+
+
+def test_a_registered_kind_is_everywhere_a_built_in_is():
+    """One registration, no other edit: specs, the listing, error messages, the memory
+    check, narrowing and the docs table all know it; its name cannot be taken twice."""
+    kind = kinds.GraphKind("cube", "d-dimensional hypercube", ("cube:d=3",),
+                           params=(kinds.Param("d", int),), build=_hypercube,
+                           size=lambda v: (2 ** v["d"], v["d"] * 2 ** (v["d"] - 1)))
+    with kinds.GRAPH_KINDS.registered("cube", kind, origin="my_kinds"):
+        cube = RelationalGraph.from_spec("cube:d=3")
+        assert (cube.n, len(cube.edges), cube.spec) == (8, 12, "cube:d=3")
+        assert (cube.C, cube.L) == pytest.approx(graphs.measures(nx.hypercube_graph(3)))
+        assert "cube" in kinds.GRAPH_KINDS.names() and "| `cube` | `cube:d=3` |" in \
+            kinds.markdown_table()
+        with pytest.raises(ValueError, match=r"allowed kinds: ws, paper, brain, complete, ring, "
+                                             r"er, ba, edges, cube "):
+            resolve("tesseract:d=4")
+        with pytest.raises(ValueError, match=r"'cube' needs its parameters after a colon: "
+                                             r"cube:d=\.\."):
+            resolve("cube")
+        with pytest.raises(ValueError, match=r"building this 1,073,741,824-node graph"):
+            resolve("cube:d=30")  # refused from its size, before any of it is built
+        with pytest.raises(ValueError, match=r"has no recipe to rebuild it at 4 nodes \(only "
+                                             r"ws:, paper: and complete: graphs do\)"):
+            cube.with_nodes(4)
+        with pytest.raises(ValueError, match=r"graph kind 'cube' is already registered \(by "
+                                             r"my_kinds\); choose another name"):
+            kinds.register_graph_kind(kind)
+    assert "cube" not in kinds.GRAPH_KINDS.names()
+    with pytest.raises(ValueError, match=r"graph kind 'ws' is already registered \(by "
+                                         r"relgraph_jax.graphs.relational_graph\)"):
+        kinds.register_graph_kind(dataclasses.replace(kind, name="ws"))
+
+
+def test_the_docs_table_of_kinds_is_the_registrys():
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "graphs.md").read_text()
+    block = text.split("<!-- graph kinds: begin -->\n")[1].split("\n<!-- graph kinds: end -->")[0]
+    assert block == kinds.markdown_table()

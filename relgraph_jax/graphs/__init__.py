@@ -5,7 +5,9 @@
     g.C, g.L, g.density, g.adjacency
     graphs.resolve("paper:n64_52;complete:n=64;brain:cat")
 
-The design space lives in `graphs.design_space`, the paper's (C, L) grids (shared with
+Graph kinds (what comes before a spec's colon) are the entries of `GRAPH_KINDS`; a new
+kind is one `register_graph_kind(GraphKind(...))` (docs/extending.md). The design space
+lives in `graphs.design_space`, the paper's (C, L) grids (shared with
 the analysis) in `graphs.cl_grid`, the (C, L) plot in `graphs.plot`
 (imported on demand: it needs matplotlib), the command line in ``python -m relgraph_jax.graphs``.
 """
@@ -15,5 +17,6 @@ from relgraph_jax.graphs.catalog import (BEST_GRAPHS, BRAIN_NETWORKS, PAPER_SETS
 from relgraph_jax.graphs.generators import (barabasi_albert_graph, brain_graph, complete_graph,
                                             erdos_renyi_graph, ring_graph)
 from relgraph_jax.graphs.measures import adjacency_measures, measures
-from relgraph_jax.graphs.relational_graph import KINDS, RelationalGraph, count, resolve, ws_spec
+from relgraph_jax.graphs.kinds import GRAPH_KINDS, GraphKind, Param, register_graph_kind
+from relgraph_jax.graphs.relational_graph import RelationalGraph, count, resolve, ws_spec
 from relgraph_jax.graphs.wsflex import ws_flex, ws_flex_edges

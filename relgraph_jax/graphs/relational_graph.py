@@ -1,15 +1,8 @@
 """RelationalGraph: an immutable graph that names itself with a text spec.
 
-Spec grammar (``kind:body``; several specs joined by ``;`` for `resolve`):
-  ws:n=64,k=8.19,p=0.128,seed=4   WS-flex (the paper's generator)
-  paper:n64_3942/3552             graph 3552 of a paper set; paper:n64_52 is the whole set
-  brain:cat, brain:cat/sym        brain network as the paper's models used it (entry [u, v]
-                                  of the file = message v -> u) / symmetrised;
-  brain:cat/published             directed as published (entry [u, v] = message u -> v)
-  complete:n=64, ring:n=64,k=4    complete graph; WS-flex ring (p = 0)
-  er:n=64,p=0.1,seed=0            Erdos-Renyi G(n, p)
-  ba:n=64,m=3,seed=0              Barabasi-Albert
-  edges:n=4,0-1,1-2,2-3           any graph by its edges (edges:n=3,directed=1,0-1,1-2)
+A spec is ``kind:body``; several specs joined by ``;`` go to `resolve`. The kinds are the
+entries of `kinds.GRAPH_KINDS`: the built-ins are registered at the end of this module,
+next to their code, and their table is in docs/graphs.md (`kinds.markdown_table`).
 """
 from __future__ import annotations
 
@@ -23,26 +16,9 @@ import numpy as np
 
 from relgraph_jax import machine
 from relgraph_jax.graphs import catalog, generators
+from relgraph_jax.graphs.kinds import GRAPH_KINDS, GraphKind, Param, register_graph_kind
 from relgraph_jax.graphs.measures import average_clustering, total_distance, undirected_simple
 from relgraph_jax.graphs.wsflex import ws_flex_edges
-
-KINDS = ("ws", "paper", "brain", "complete", "ring", "er", "ba", "edges")
-
-# Parameters of the key=value kinds, in canonical order, with their types.
-_PARAMS = {
-    "ws": {"n": int, "k": float, "p": float, "seed": int},
-    "complete": {"n": int},
-    "ring": {"n": int, "k": float},
-    "er": {"n": int, "p": float, "seed": int},
-    "ba": {"n": int, "m": int, "seed": int},
-}
-
-
-def _number_text(value) -> str:
-    """Shortest text that parses back to the same number: 8.0 -> '8', 0.128 -> '0.128'."""
-    text = repr(float(value)) if isinstance(value, float) else str(value)
-    return text[:-2] if text.endswith(".0") else text
-
 
 def _canonical_edges(n: int, edges: Iterable, directed: bool) -> tuple[tuple[int, int], ...]:
     canonical = set()
@@ -139,23 +115,19 @@ class RelationalGraph:
 
     def with_nodes(self, n: int) -> "RelationalGraph":
         """The same recipe at n nodes, for a layer narrower than the graph (the original
-        code's rule): a WS-flex graph keeps k/n (to the 6 decimals of the original configs),
-        p and seed; a complete graph stays complete. ValueError for any other graph."""
+        code's rule; each kind's `resize`): a WS-flex graph keeps k/n (to the 6 decimals
+        of the original configs), p and seed; a complete graph stays complete. ValueError
+        for a graph whose kind has no such recipe."""
         if n == self.n:
             return self
-        kind, _, body = self.spec.partition(":")
-        if kind == "complete":
-            return RelationalGraph.from_spec(f"complete:n={n}")
-        if kind == "paper":
-            row = catalog.paper_graph(*_paper_key(body))
-            k_over_n, p, seed = row.k / row.n, row.p, row.seed
-        elif kind == "ws":
-            values = _parse_params("ws", body)
-            k_over_n, p, seed = values["k"] / values["n"], values["p"], values["seed"]
-        else:
+        name, _, body = self.spec.partition(":")
+        kind = GRAPH_KINDS[name] if name in GRAPH_KINDS else None
+        if kind is None or kind.resize is None:
+            able = [f"{k}:" for k, entry in GRAPH_KINDS.items() if entry.resize is not None]
             raise ValueError(f"graph {self.spec!r} has no recipe to rebuild it at {n} nodes "
-                             "(only ws:, paper: and complete: graphs do)")
-        return RelationalGraph.from_spec(ws_spec(n, round(k_over_n, 6) * n, p, seed))
+                             f"(only {', '.join(able[:-1])} and {able[-1]} graphs do)")
+        return RelationalGraph.from_spec(
+            kind.resize(body if kind.params is None else kind.parse(body), n))
 
     @classmethod
     def from_networkx(cls, graph: nx.Graph, spec: str | None = None,
@@ -181,50 +153,35 @@ class RelationalGraph:
         return graphs[0]
 
 
-# How each kind is written, for the error of a spec without its parameters.
-_FORMS = {**{kind: f"{kind}:" + ",".join(f"{key}=.." for key in schema)
-             for kind, schema in _PARAMS.items()},
-          "paper": "paper:SET or paper:SET/INDEX (e.g. paper:n64_52/27)",
-          "brain": "brain:NAME[/sym|/published] (e.g. brain:cat)",
-          "edges": "edges:n=NODES,U-V,... (e.g. edges:n=3,0-1,1-2)"}
-
-
 def _edges_spec(n: int, edges, directed: bool) -> str:
     parts = [f"n={n}"] + (["directed=1"] if directed else []) + [f"{u}-{v}" for u, v in edges]
     return "edges:" + ",".join(parts)
 
 
-def _parse_params(kind: str, body: str) -> dict:
-    schema = _PARAMS[kind]
-    allowed = ",".join(f"{key}=..." for key in schema)
-    values = {}
-    for item in body.split(","):
-        key, sep, text = item.partition("=")
-        key, text = key.strip(), text.strip()
-        if not sep or key not in schema:
-            raise ValueError(f"{item.strip()!r} is not a parameter of {kind}; allowed: {kind}:{allowed}")
-        if key in values:
-            raise ValueError(f"parameter {key} is given twice")
-        try:
-            value = schema[key](text)
-        except ValueError:
-            raise ValueError(f"{key}={text!r} is not a valid {schema[key].__name__}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{key}={text} must be a finite number")
-        values[key] = value
-    missing = [key for key in schema if key not in values]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}; {kind} needs {kind}:{allowed}")
-    return values
-
-
-def _param_spec(kind: str, values: dict) -> str:
-    return f"{kind}:" + ",".join(f"{key}={_number_text(values[key])}" for key in _PARAMS[kind])
-
+# ------------------------------------------------------------------ the built-in kinds
+# Registered in the order their table and the "allowed kinds" of errors list them.
 
 def ws_spec(n: int, k: float, p: float, seed: int) -> str:
     """Canonical spec of a WS-flex graph, e.g. ws:n=64,k=8.19,p=0.128,seed=4."""
-    return _param_spec("ws", {"n": int(n), "k": float(k), "p": float(p), "seed": int(seed)})
+    return GRAPH_KINDS["ws"].spec({"n": int(n), "k": float(k), "p": float(p), "seed": int(seed)})
+
+
+def _ws_at(n: int, k_over_n: float, p: float, seed: int) -> str:
+    """The original code's rule for a narrower layer: k/n to the configs' 6 decimals."""
+    return ws_spec(n, round(k_over_n, 6) * n, p, seed)
+
+
+def _ring_size(values: dict) -> tuple[int, float]:
+    return values["n"], values["n"] * values["k"] / 2
+
+
+register_graph_kind(GraphKind(
+    "ws", "WS-flex, the paper's generator: n nodes, average degree k (real, 2 <= k <= n), "
+    "rewiring probability p in [0, 1]", ("ws:n=64,k=8.19,p=0.128,seed=4",),
+    params=(Param("n", int), Param("k", float), Param("p", float), Param("seed", int)),
+    build=lambda v: RelationalGraph(v["n"], ws_flex_edges(v["n"], v["k"], v["p"], v["seed"])),
+    size=_ring_size,
+    resize=lambda v, n: _ws_at(n, v["k"] / v["n"], v["p"], v["seed"])))
 
 
 @functools.lru_cache(maxsize=None)
@@ -253,6 +210,23 @@ def _paper(body: str) -> tuple[RelationalGraph, ...]:
     return (_paper_graph(set_name, index),)
 
 
+def _paper_at(body: str, n: int) -> str:
+    row = catalog.paper_graph(*_paper_key(body))
+    return _ws_at(n, row.k / row.n, row.p, row.seed)
+
+
+def _paper_count(body: str) -> int:
+    set_name, index = _paper_key(body)
+    return len(catalog.paper_set(set_name)) if index is None else 1
+
+
+register_graph_kind(GraphKind(
+    "paper", "graph INDEX of one of the paper's graph sets (`graphs.PAPER_SETS`); without "
+    "/INDEX the whole set, in index order (with `resolve`)",
+    ("paper:n64_3942/3552", "paper:n64_52"), grammar="paper:SET or paper:SET/INDEX",
+    build=_paper, count=_paper_count, resize=_paper_at))
+
+
 def _brain(body: str) -> RelationalGraph:
     name, sep, variant = body.partition("/")
     if sep and variant not in ("sym", "published"):
@@ -263,11 +237,45 @@ def _brain(body: str) -> RelationalGraph:
     return RelationalGraph.from_networkx(graph, spec=spec, name=body)
 
 
+register_graph_kind(GraphKind(
+    "brain", "brain network (`mcwhole`, `mcvisual`, `cat`) as the authors' brain-network "
+    "models used it (file entry [u, v] = 1 is the message v -> u, graph2nn's mask "
+    "convention) / symmetrised / directed as published (u -> v)",
+    ("brain:cat", "brain:cat/sym", "brain:cat/published"),
+    grammar="brain:NAME[/sym|/published]", build=lambda body: (_brain(body),)))
+
+
+def _pairs(values: dict, fraction: float = 1.0) -> tuple[int, float]:
+    n = values["n"]
+    return n, n * (n - 1) / 2 * fraction
+
+
+register_graph_kind(GraphKind(
+    "complete", "complete graph: every pair of nodes linked (the dense layer)",
+    ("complete:n=64",), params=(Param("n", int),),
+    build=lambda v: generators.complete_graph(v["n"]), size=_pairs,
+    resize=lambda v, n: f"complete:n={n}"))
+register_graph_kind(GraphKind(
+    "ring", "the WS-flex ring before rewiring (p = 0): average degree k, a cycle for k = 2",
+    ("ring:n=64,k=4",), params=(Param("n", int), Param("k", float)),
+    build=lambda v: generators.ring_graph(v["n"], v["k"]), size=_ring_size))
+register_graph_kind(GraphKind(
+    "er", "Erdos-Renyi G(n, p): each pair linked with probability p (may be disconnected)",
+    ("er:n=64,p=0.1,seed=0",), params=(Param("n", int), Param("p", float), Param("seed", int)),
+    build=lambda v: generators.erdos_renyi_graph(v["n"], v["p"], v["seed"]),
+    size=lambda v: _pairs(v, v["p"])))
+register_graph_kind(GraphKind(
+    "ba", "Barabasi-Albert preferential attachment: each new node links to m earlier ones",
+    ("ba:n=64,m=3,seed=0",), params=(Param("n", int), Param("m", int), Param("seed", int)),
+    build=lambda v: generators.barabasi_albert_graph(v["n"], v["m"], v["seed"]),
+    size=lambda v: (v["n"], v["m"] * max(v["n"] - v["m"], 0))))
+
+
 def _edges(body: str) -> RelationalGraph:
     items = [item.strip() for item in body.split(",")]
     if not items[0].startswith("n="):
         raise ValueError("an edges spec starts with n=NODES, e.g. edges:n=3,0-1,1-2")
-    n = _parse_params("complete", items[0])["n"]
+    n = GRAPH_KINDS["complete"].parse(items[0])["n"]
     directed = len(items) > 1 and items[1].startswith("directed=")
     if directed and items[1] not in ("directed=1", "directed=0"):
         raise ValueError(f"{items[1]!r}: allowed directed=1 or directed=0")
@@ -281,28 +289,25 @@ def _edges(body: str) -> RelationalGraph:
     return RelationalGraph(n, edges, directed_flag)
 
 
+register_graph_kind(GraphKind(
+    "edges", "any graph by its edges, directed with directed=1 (the spec `from_networkx` "
+    "gives)", ("edges:n=4,0-1,1-2,2-3", "edges:n=3,directed=1,0-1,2-1"),
+    grammar="edges:n=NODES,U-V,...", build=lambda body: (_edges(body),)))
+
+
 # Host memory per edge while a graph is built and measured: networkx's adjacency dicts,
 # the edge tuples and the (C, L) computation (measured about 320-340 bytes on CPython 3.11
 # for complete graphs of 1,000-3,000 nodes), plus the n x n adjacency of a RelationalGraph.
 _BYTES_PER_EDGE = 400
 
 
-def _edge_count(kind: str, values: dict) -> float:
-    """The (expected) edges of a generated graph, from its parameters alone."""
-    n = values["n"]
-    if kind in ("ws", "ring"):
-        return n * values["k"] / 2
-    if kind == "ba":
-        return values["m"] * max(n - values["m"], 0)
-    return n * (n - 1) / 2 * (values["p"] if kind == "er" else 1)
-
-
-def _check_fits(kind: str, values: dict) -> None:
+def _check_fits(kind: GraphKind, values: dict) -> None:
     """Refuses a generated graph that would not fit in memory before building any of it."""
-    edges = _edge_count(kind, values)
-    machine.check_fits(int(edges * _BYTES_PER_EDGE + values["n"] ** 2),
-                       machine.available_host_bytes(),
-                       f"building this {values['n']:,}-node graph (~{int(edges):,} edges)",
+    if kind.size is None:
+        return
+    nodes, edges = kind.size(values)
+    machine.check_fits(int(edges * _BYTES_PER_EDGE + nodes ** 2), machine.available_host_bytes(),
+                       f"building this {nodes:,}-node graph (~{int(edges):,} edges)",
                        "use fewer nodes or a sparser graph")
 
 
@@ -313,10 +318,10 @@ def count(specs: str | Sequence[str]) -> int:
     total = 0
     for item in items:
         for piece in str(item).split(";"):
-            kind, _, body = piece.strip().partition(":")
-            if kind == "paper":
-                set_name, index = _paper_key(body)
-                total += len(catalog.paper_set(set_name)) if index is None else 1
+            name, _, body = piece.strip().partition(":")
+            kind = GRAPH_KINDS[name] if name in GRAPH_KINDS else None
+            if kind is not None and kind.count is not None:
+                total += kind.count(body)
             elif piece.strip():
                 total += 1
     return total
@@ -326,28 +331,22 @@ def count(specs: str | Sequence[str]) -> int:
 def _resolve_one(spec: str) -> tuple[RelationalGraph, ...]:
     if not isinstance(spec, str):
         raise TypeError(f"a graph spec must be a string, got {type(spec).__name__}: {spec!r}")
-    kind, sep, body = spec.strip().partition(":")
+    name, sep, body = spec.strip().partition(":")
     try:
-        if not sep and kind in KINDS:
-            raise ValueError(f"'{kind}' needs its parameters after a colon: {_FORMS[kind]}")
-        if not sep or kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; allowed kinds: {', '.join(KINDS)} "
-                             f"(e.g. ws:n=64,k=8,p=0.1,seed=0)")
-        if kind == "paper":
-            return _paper(body)
-        if kind == "brain":
-            return (_brain(body),)
-        if kind == "edges":
-            return (_edges(body),)
-        values = _parse_params(kind, body)
+        if name not in GRAPH_KINDS:
+            raise ValueError(f"unknown kind {name!r}; allowed kinds: "
+                             f"{', '.join(GRAPH_KINDS.names())} (e.g. ws:n=64,k=8,p=0.1,seed=0)")
+        kind = GRAPH_KINDS[name]
+        if not sep:
+            raise ValueError(f"'{name}' needs its parameters after a colon: {kind.form}")
+        if kind.params is None:
+            return tuple(kind.build(body))
+        values = kind.parse(body)
         _check_fits(kind, values)
-        canonical = _param_spec(kind, values)
-        if kind == "ws":
-            edges = ws_flex_edges(values["n"], values["k"], values["p"], values["seed"])
-            return (RelationalGraph(values["n"], edges, spec=canonical),)
-        build = {"complete": generators.complete_graph, "ring": generators.ring_graph,
-                 "er": generators.erdos_renyi_graph, "ba": generators.barabasi_albert_graph}[kind]
-        return (RelationalGraph.from_networkx(build(**values), spec=canonical),)
+        graph = kind.build(values)
+        if isinstance(graph, RelationalGraph):
+            return (dataclasses.replace(graph, spec=kind.spec(values), name=""),)
+        return (RelationalGraph.from_networkx(graph, spec=kind.spec(values)),)
     except (ValueError, TypeError) as error:
         raise ValueError(f"graph spec {spec.strip()!r}: {error}") from None
 
