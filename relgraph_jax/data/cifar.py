@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import errno
+import functools
 import hashlib
 import http.client
 import io
@@ -112,6 +113,14 @@ def fetch_url(url: str, out) -> None:
 
 
 def file_md5(path: str) -> str:
+    """The file's MD5, hashed once per process while its size and mtime stay the same
+    (a run checks the tarball when it validates the data and again when it loads it)."""
+    stat = os.stat(path)
+    return _md5_of(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _md5_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
