@@ -13,14 +13,12 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import tempfile
 from typing import Iterator
 
 from relgraph_jax import machine
 
 MARKER = ".made_by.json"
-_HOST = socket.gethostname().replace("-", "_")  # '-' separates the parts of a sibling's name
 
 
 def made_by(folder: str) -> dict | None:
@@ -52,10 +50,8 @@ def _sibling(out: str, tag: str) -> str:
     """A new empty hidden folder beside `out` named after this process, with the
     permissions a plain mkdir gives."""
     parent = os.path.dirname(os.path.abspath(out)) or "."
-    folder = tempfile.mkdtemp(prefix=f"{_prefix(out, tag)}{_HOST}-{os.getpid()}-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(folder, 0o777 & ~umask)
+    folder = tempfile.mkdtemp(prefix=machine.owned_prefix(_prefix(out, tag)), dir=parent)
+    machine.chmod_as_created(folder, 0o777)
     return folder
 
 
@@ -68,11 +64,8 @@ def _remove_stale(out: str) -> None:
     gone); another host's, on a shared disk, is left alone."""
     parent = os.path.dirname(os.path.abspath(out)) or "."
     for tag in ("building", "old"):
-        prefix = f"{_prefix(out, tag)}{_HOST}-"
-        for name in os.listdir(parent):
-            pid = name[len(prefix):].split("-", 1)[0]
-            if name.startswith(prefix) and pid.isdigit() and not machine.pid_alive(int(pid)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        for path in machine.leftovers(parent, _prefix(out, tag)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _swap(out: str, staging: str, replace: bool) -> None:

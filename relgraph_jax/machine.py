@@ -10,6 +10,7 @@ graph tools use it too.
 from __future__ import annotations
 
 import os
+import socket
 
 _CGROUP_FILES = (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),  # v2
                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",                   # v1
@@ -81,3 +82,36 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # another user's process
         return True
     return True
+
+
+# Temporary files and folders a process writes beside their final place are named
+# PREFIX + HOST-PID-..., so that a later run can tell a killed run's leftovers (this
+# host, a process that is gone) from work in progress, here or on another host of a
+# shared disk. '-' separates the parts, so it is replaced in the host name.
+_HOST = socket.gethostname().replace("-", "_")
+
+
+def owned_prefix(prefix: str) -> str:
+    """`prefix` followed by this host and process: for tempfile's prefix argument."""
+    return f"{prefix}{_HOST}-{os.getpid()}-"
+
+
+def leftovers(folder: str, prefix: str) -> list[str]:
+    """Paths in `folder` named by `owned_prefix(prefix)` of a process of this host that
+    no longer runs."""
+    mine = f"{prefix}{_HOST}-"
+    found = []
+    for name in os.listdir(folder):
+        pid = name[len(mine):].split("-", 1)[0]
+        if name.startswith(mine) and pid.isdigit() and not pid_alive(int(pid)):
+            found.append(os.path.join(folder, name))
+    return found
+
+
+def chmod_as_created(path: str, mode: int) -> None:
+    """Gives a file or folder made by tempfile (0600 / 0700) the permissions `mode`
+    less the umask, as open() or mkdir() would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+

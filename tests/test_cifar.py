@@ -126,7 +126,8 @@ def test_first_use_downloads_into_the_cache_and_reads_the_batches(release, publi
     path, x_train, y_train, x_test, y_test = release
     cache = tmp_path / "cache"
     cache.mkdir()
-    stale = cache / f".cifar-10-python.tar.gz.{socket.gethostname().replace('-', '_')}-{_dead_pid()}-x.part"
+    host = socket.gethostname().replace("-", "_")  # a killed run's part: HOST-PID-...
+    stale = cache / f".cifar-10-python.tar.gz.{host}-{_dead_pid()}-x.part"
     stale.write_bytes(b"half of a download that was killed")
     ds = data.load(_cfg(cache_dir=str(cache)))
     assert sorted(os.listdir(cache)) == ["cifar-10-python.tar.gz"]  # no temporary file left

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 
@@ -251,7 +252,7 @@ def test_a_page_is_replaced_whole_only_once_it_is_built(tmp_path):
         open(os.path.join(staging, "b.txt"), "w").write("second")
     assert sorted(_tree(page)) == [outdir.MARKER, "b.txt"]
     assert sorted(os.listdir(tmp_path)) == ["page"]
-    host = outdir._HOST
+    host = socket.gethostname().replace("-", "_")  # the leftovers' names: HOST-PID-...
     (tmp_path / f".page.building-{host}-{_dead_pid()}-x1" / "half").mkdir(parents=True)
     kept = [f".page.building-{host}-{os.getpid()}-x2",  # a live process's
             f".page.building-node7-{_dead_pid()}-x3"]  # another host's, on a shared disk

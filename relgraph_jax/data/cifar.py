@@ -22,7 +22,6 @@ import http.client
 import io
 import os
 import pickle
-import socket
 import sys
 import tarfile
 import tempfile
@@ -138,28 +137,16 @@ def _check_md5(path: str, rel: Release, what: str, remedy: str) -> None:
                          f"{rel.filename}{short}: {remedy}")
 
 
-def _part_prefix(rel: Release) -> str:
-    return f".{rel.filename}.{socket.gethostname().replace('-', '_')}-"
-
-
-def _remove_stale_parts(folder: str, rel: Release) -> None:
-    """Deletes the partial downloads that killed runs of this host left in the cache."""
-    prefix = _part_prefix(rel)
-    for name in os.listdir(folder):
-        pid = name[len(prefix):].split("-", 1)[0]
-        if name.startswith(prefix) and pid.isdigit() and not machine.pid_alive(int(pid)):
-            os.remove(os.path.join(folder, name))
-
-
 def download(rel: Release, dest: str, fetch: Fetch = fetch_url) -> None:
     """Downloads `rel` to `dest` through a checked temporary file in the same folder,
     named after this process (a killed run's is deleted by the next download)."""
     folder = os.path.dirname(os.path.abspath(dest))
     try:
         os.makedirs(folder, exist_ok=True)
-        _remove_stale_parts(folder, rel)
-        tmp = tempfile.NamedTemporaryFile(dir=folder, prefix=f"{_part_prefix(rel)}{os.getpid()}-",
-                                          suffix=".part", delete=False)
+        for part in machine.leftovers(folder, f".{rel.filename}."):  # of killed runs
+            os.remove(part)
+        tmp = tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False,
+                                          prefix=machine.owned_prefix(f".{rel.filename}."))
     except OSError as e:
         raise ValueError(f"data.cache_dir {folder!r} is not writable ({e.strerror}); set "
                          "data.cache_dir to a folder you can write to, or data.path to a "
@@ -177,9 +164,7 @@ def download(rel: Release, dest: str, fetch: Fetch = fetch_url) -> None:
                 raise
         _check_md5(tmp.name, rel, "the downloaded file", "the download was damaged; rerun to "
                    "download it again")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp.name, 0o666 & ~umask)  # as a plain download would be, not 0600
+        machine.chmod_as_created(tmp.name, 0o666)  # as a plain download's, not 0600
         os.replace(tmp.name, dest)
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
         reason = getattr(e, "reason", None) or getattr(e, "strerror", None) or e

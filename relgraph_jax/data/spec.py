@@ -151,8 +151,8 @@ def parse(data_cfg: Any) -> DataSpec:
     workers = default_workers() if workers is None else _int(workers, "workers", minimum=0)
     # More decoding processes than cores only queue for the CPU (1000 on 2 cores made no
     # batch in 5 minutes); the caller says so (sources.validate).
-    capped_from = workers if workers > usable_cores() else None
-    workers = min(workers, usable_cores())
+    cores = usable_cores()
+    capped_from, workers = (workers, cores) if workers > cores else (None, workers)
     prefetch = 2 if prefetch is None else _int(prefetch, "prefetch", minimum=1)
     return DataSpec(source=source, name=name,
                     path=path if source in PATH_SOURCES else None, cache_dir=cache_dir,

@@ -187,17 +187,16 @@ def claim(workdir: str, config_dict: dict, data: dict | None = None,
         results.write_atomically(path, json.dumps(config_dict, indent=2, sort_keys=True,
                                                   default=list).encode())
     data_path = os.path.join(workdir, DATA_FILE)
-    if data is None:
+    recorded = _read_json(data_path) if os.path.exists(data_path) else None
+    if data is None or recorded == data:
         return None
-    if os.path.exists(data_path):
-        if _read_json(data_path) == data:
-            return None
-        # check_compatible let other data through only for a workdir that trained nothing.
-        results.write_atomically(data_path, json.dumps(data, indent=2, sort_keys=True).encode())
+    # Other recorded data got through check_compatible only for a workdir that trained
+    # nothing; a missing data.json, for a new workdir or with adopt_data.
+    adopted = recorded is None and resumed and _run_state(workdir)
+    results.write_atomically(data_path, json.dumps(data, indent=2, sort_keys=True).encode())
+    if recorded is not None:
         return (f"workdir {workdir!r} had trained no step yet: the data changed since it was "
                 f"made, and its {DATA_FILE} now records the current data's")
-    adopted = resumed and _run_state(workdir)
-    results.write_atomically(data_path, json.dumps(data, indent=2, sort_keys=True).encode())
     if adopted:
         return (f"workdir {workdir!r} had no {DATA_FILE}: recorded the current data's, as "
                 "--adopt_data asked; from now on other data is refused")
