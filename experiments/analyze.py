@@ -77,6 +77,10 @@ def main(argv):
     hparams = parse_hparams(_HPARAMS.value)
     if _REFERENCE_EPOCH.value is not None and _REFERENCE.value is None:
         raise ValueError("--reference_epoch needs --reference")
+    from relgraph_jax import extensions
+    for workdir in (_WORKDIR.value, _COMPARE.value, _REFERENCE.value):
+        if workdir:  # its run's own graph kinds and families (config.imports)
+            extensions.load_recorded(workdir)
     from relgraph_jax.analysis import write_report
     command = "python -m experiments.analyze " + shlex.join(sys.argv[1:])
     path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,

@@ -31,7 +31,7 @@ def describe(config) -> list[dict]:
     from relgraph_jax.train import variants as variants_lib
     from relgraph_jax.train.validate import validate_config
 
-    validate_config(config)
+    config = validate_config(config)
     grid_names, _ = variants_lib.grid_combinations(config)
     shape = tuple(config.input_shape)
     records = []

@@ -143,6 +143,9 @@ def main(argv):
     if _DECIDE_SEEDS.value < 0:
         raise ValueError(f"--decide_seeds={_DECIDE_SEEDS.value}: must be >= 0 (0 = all "
                          "seeds decide)")
+    from relgraph_jax import extensions
+    for workdir in _WORKDIR.value:  # its run's own graph kinds and families (config.imports)
+        extensions.load_recorded(workdir)
     rows = []
     for workdir in _WORKDIR.value:
         try:

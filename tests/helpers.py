@@ -169,3 +169,25 @@ def run_two_processes(script, cwd, timeout: float = 600) -> list[str]:
                 p.kill()
     assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
     return outputs
+
+
+@contextlib.contextmanager
+def registrations_undone(*module_prefixes: str):
+    """Whatever the block registers (graph kinds, families, schedules, optimisers, losses,
+    config fields) is unregistered after it, and the modules it imported under
+    `module_prefixes` are forgotten: a test worker's other files see the built-ins only."""
+    from relgraph_jax.config_fields import CONFIG_FIELDS
+    from relgraph_jax.graphs import GRAPH_KINDS
+    from relgraph_jax.models import FAMILIES
+    from relgraph_jax.train import losses, optim, schedules
+    registries = (GRAPH_KINDS, FAMILIES, schedules.SCHEDULES, optim.OPTIMIZERS, losses.LOSSES,
+                  CONFIG_FIELDS)
+    before = [set(r.names()) for r in registries]
+    try:
+        yield
+    finally:
+        for registry, names in zip(registries, before):
+            for name in set(registry.names()) - names:
+                registry.unregister(name)
+        for name in [m for m in sys.modules if m.startswith(module_prefixes)]:
+            del sys.modules[name]

@@ -26,7 +26,7 @@ import optax
 import pytest
 
 from relgraph_jax import data as data_lib
-from relgraph_jax.train import feeds, mesh as mesh_lib, programs as programs_lib
+from relgraph_jax.train import feeds, losses, mesh as mesh_lib, programs as programs_lib
 from relgraph_jax.train import step as step_lib, trainer
 from relgraph_jax.train import variants as variants_lib
 from relgraph_jax.train.state import TrainState
@@ -76,7 +76,8 @@ def _setup(group, tx="sgd(1)", devices=1, data=1, variant_batch=1, fast=False) -
     they compile, so every test using the same configuration compiles nothing again.
     fast: every program compiles with helpers.FAST (`helpers.fast_programs`)."""
     mesh = mesh_lib.make_mesh(data, devices)
-    cfg = step_lib.StepConfig(TinyNet(), TXS[tx], STEPS_PER_EPOCH, bn_group_size=group,
+    cfg = step_lib.StepConfig(TinyNet(), TXS[tx], losses.cross_entropy, STEPS_PER_EPOCH,
+                              bn_group_size=group,
                               batch_spec=mesh_lib.batch_spec(mesh))
     batches = programs_lib.BatchConfig(batch_size=B, eval_batch_size=B, mean=(0.0,),
                                        std=(1.0,), data_spec=SPEC)

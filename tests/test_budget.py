@@ -32,7 +32,7 @@ def _b0_se_bias_adds():
     return total
 
 
-@pytest.mark.parametrize("name", models.FAMILIES)
+@pytest.mark.parametrize("name", models.FAMILIES.names())
 def test_complete_graph_flops_equal_the_original_baselines(name):
     cfg = models.default_config(name)
     b = budget.count(cfg, f"complete:n={cfg.nodes}", None, _shape(name))

@@ -45,6 +45,13 @@ def load(name, arg=None):
     return module.get_config(arg) if arg else module.get_config()
 
 
+def stage_count(model_cfg):
+    """Stages counted from the model's own layer paths (`stageS_...`; none: one stage)."""
+    model = models.build(model_cfg, f"complete:n={model_cfg.nodes}")
+    return len({layer.path.split("_")[0] for layer in model.layer_list((32, 32, 3))
+                if layer.path.startswith("stage")}) or 1
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_configs_hold_the_papers_settings(name):
     config = load(name)
@@ -54,8 +61,9 @@ def test_configs_hold_the_papers_settings(name):
     tc = config.train
     assert (tc.batch_size, tc.lr, tc.weight_decay, tc.epochs) == (batch, lr, wd, epochs)
     assert (tc.momentum, tc.nesterov) == (0.9, True)
-    assert config.input_shape == ((32, 32, 3) if family == "mlp" else (224, 224, 3))
-    validate_config(config)
+    # ImageNet's input shape follows data.image_size: stated once, derived by validation.
+    assert config.input_shape == ((32, 32, 3) if family == "mlp" else None)
+    assert validate_config(config).input_shape == ((32, 32, 3) if family == "mlp" else (224, 224, 3))
     data.parse(config.data)
     assert f"experiments/configs/{name}.py" in sys.modules[f"experiments.configs.{name}"].__doc__
 
@@ -71,6 +79,7 @@ def test_describe_lists_every_variant_with_its_budget(name):
     assert {r["seed"] for r in records} == set(range(config.seeds))
     complete = f"complete:n={config.model.nodes}"
     defaults = list(models.default_widths(config.model))
+    stages = stage_count(config.model)
     for r in records:
         assert r["model"] == config.model.name and r["nodes"] == config.model.nodes
         assert r["flops"] >= r["target_flops"]  # graph2nn's search ends at or above the budget
@@ -78,8 +87,7 @@ def test_describe_lists_every_variant_with_its_budget(name):
         if r["graph"] == complete:
             assert (r["widths"], r["macs"], r["params"], r["flops"]) == (
                 defaults, r["complete_macs"], r["complete_params"], r["target_flops"])
-        assert len(r["widths"]) == len(defaults) == {"mlp": 1, "cnn8": 3, "efficientnet_b0": 7}.get(
-            config.model.name, 4)
+        assert len(r["widths"]) == len(defaults) == stages
     spec, c, l = BEST[name]
     best = next(r for r in records if r["graph"] == spec)
     assert (round(best["C"], 3), round(best["L"], 3)) == (c, l)
@@ -93,6 +101,11 @@ def test_runlocal_variant_is_small_and_offline(name):
     validate_config(config)
     records = describe.describe(config)
     assert len(records) == 2 and records[-1]["graph"] == f"complete:n={config.model.nodes}"
+    # The family's tiny model (the brain config keeps its MLP: its network fixes the node
+    # count), well under a million MACs a digit.
+    tiny = models.FAMILIES[config.model.name].tiny
+    assert all(config.model[k] == v for k, v in tiny.items()) != (name == "mlp_cifar10_brain")
+    assert all(r["macs"] < 1_000_000 for r in records)
     assert f"experiments/configs/{name}.py:" in sys.modules[f"experiments.configs.{name}"].__doc__
     with pytest.raises(ValueError, match="unknown config argument 'fast'"):
         load(name, "fast")

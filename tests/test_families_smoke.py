@@ -2,9 +2,9 @@
 
 CIFAR-10 (the MLP) goes through the resident path on tfds mock data; the ImageNet families
 stream from an image folder (source="imagefolder", small generated JPEG and PNG files;
-the tfds ImageNet stream is checked in test_data.py); models are shrunk (few nodes,
-narrow, one block per stage, 32x32 crops) so each compiles in seconds. Uses the
-experiment configs themselves, so their recipe blocks are exercised too.
+the tfds ImageNet stream is checked in test_data.py); models are shrunk to their family's
+`tiny` setting (few nodes, narrow, one block per stage; 32x32 crops) so each compiles in
+seconds. Uses the experiment configs themselves, so their recipe blocks are exercised too.
 """
 import importlib
 
@@ -17,24 +17,10 @@ from relgraph_jax.data.testing import write_image_folder
 from relgraph_jax.train import trainer
 from helpers import fast_trainer_compiles
 
-# config module -> (nodes, base width, model-field overrides that shrink it).
-# A ResNet-34 stem as wide as the first stage would give the complete graph an identity
-# shortcut there and its wider matched twin a projection: two model structures, two
-# compiled buckets; a stem of 10 gives both a projection, so they share one.
-# EfficientNet
-# keeps its stage widths at its base widths, as B0 does (the expansion widths of its graph
-# models follow the base widths); its graph has 6 nodes and degree 4, so a matched stage
-# narrower than 6 channels would still have a WS recipe (k/n = 2/3 keeps k >= 2 down to 3).
-FAMILIES = {
-    "mlp_cifar10": (8, 16, dict(stem_width=16)),
-    "cnn8_imagenet": (8, 8, dict(stem_width=8)),
-    "resnet34_imagenet": (8, 8, dict(stem_width=10, depths=(1, 1, 1, 1))),
-    "resnet34sep_imagenet": (8, 8, dict(stem_width=10, depths=(1, 1, 1, 1))),
-    "resnet50_imagenet": (8, 8, dict(stem_width=8, depths=(1, 1, 1, 1))),
-    "efficientnet_b0_imagenet": (6, 40, dict(stem_width=8, head_width=16, base_widths=(16, 24, 40),
-                                             depths=(1, 1, 1), kernels=(3, 3, 5), strides=(1, 2, 2),
-                                             expand_ratios=(1, 6, 6))),
-}
+# One config module per built-in family (tests/test_models.py runs every registered
+# family at its tiny setting, one forward pass).
+CONFIGS = ["mlp_cifar10", "cnn8_imagenet", "resnet34_imagenet", "resnet34sep_imagenet",
+           "resnet50_imagenet", "efficientnet_b0_imagenet"]
 
 
 NUM_EXAMPLES = 8  # in each split of the mock data sets and of the image folder
@@ -52,11 +38,13 @@ def data_sets(tmp_path_factory):
         yield folder
 
 
-@pytest.mark.parametrize("name", list(FAMILIES))
+@pytest.mark.parametrize("name", CONFIGS)
 def test_one_step_of_every_family(name, data_sets, tmp_path):
-    nodes, width, shrink = FAMILIES[name]
     config = importlib.import_module(f"experiments.configs.{name}").get_config()
-    config.model.update(dict(nodes=nodes, width=width, **shrink))
+    config.model.update(models.FAMILIES[config.model.name].tiny)
+    nodes = config.model.nodes
+    # A 6-node graph has degree 4, so a matched stage narrower than 6 channels would still
+    # have a WS recipe (k/n = 2/3 keeps k >= 2 down to 3).
     config.graphs = f"ws:n={nodes},k={4 if nodes == 6 else 2},p=0.3,seed=1;complete:n={nodes}"
     config.seeds = 1
     if config.data.name == "imagenet2012":

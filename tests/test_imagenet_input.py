@@ -407,6 +407,18 @@ def test_the_reference_run_records_every_epoch_and_decodes_what_it_needs(referen
                                                                        for i in range(6)}
 
 
+def test_a_stream_of_other_images_than_input_shape_is_refused_before_building(folder, tmp_path,
+                                                                                monkeypatch):
+    """A stream's image size (data.image_size unset: 224) is not in the data summary; the
+    trainer checks it with check_data's line once the stream is open, before any build."""
+    config = _sweep_config(folder, image_size=None)
+    config.input_shape = (16, 16, 3)
+    monkeypatch.setattr(trainer, "build_sweep", lambda *a, **k: pytest.fail("built a sweep"))
+    with pytest.raises(ValueError, match=r"images have shape \(224, 224, 3\) but "
+                                         r"config\.input_shape is \(16, 16, 3\); set them equal"):
+        trainer.train_and_evaluate(config, str(tmp_path))
+
+
 def test_kill_and_resume_mid_epoch_writes_the_same_records(reference, folder, tmp_path):
     workdir = str(tmp_path)
     with fast_trainer_compiles():

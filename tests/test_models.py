@@ -1,5 +1,7 @@
 """The six model families: tiny forward passes, layer lists vs real parameters, padding, errors."""
+import dataclasses
 import functools
+import pathlib
 
 import flax
 import jax
@@ -9,6 +11,8 @@ import pytest
 
 from helpers import FAST, graph_masks, init_shapes, random_variables
 from relgraph_jax import budget, models, relational
+from relgraph_jax.models import families
+from relgraph_jax.models.settings import positive_int
 
 SHAPE = (16, 16, 3)
 
@@ -293,3 +297,67 @@ def test_errors_name_the_problem():
         models.build(padded, "complete:n=64", width=32)
     with pytest.raises(ValueError, match="mlp: width must be a positive integer or a tuple of 1 stage widths, got 0"):
         models.build(models.default_config("mlp"), "complete:n=64", width=0)
+
+
+# ----------------------------------------------------------------------------- the registry
+@pytest.mark.parametrize("name", models.FAMILIES.names())
+def test_every_registered_family_runs_at_its_tiny_setting(name):
+    """A family's `tiny` model (the smoke tests', runlocal's) builds and gives finite logits."""
+    cfg = models.default_config(name)
+    cfg.update(models.FAMILIES[name].tiny)
+    model = models.build(cfg, f"ring:n={cfg.nodes},k=2")
+    x = jax.random.normal(jax.random.key(1), (2,) + SHAPE)
+    apply = jax.jit(functools.partial(model.apply, train=False), compiler_options=FAST)
+    out = np.asarray(apply(random_variables(model, x), x))
+    assert out.shape == (2, cfg.num_classes) and np.all(np.isfinite(out))
+
+
+def _one_layer_mlp(s, graph, widths):
+    return models.MLP(graph=graph, widths=widths, stem_width=s.stem_width, depth=1,
+                      **families.common_fields(s))
+
+
+def test_a_registered_family_is_everywhere_a_built_in_is():
+    """One registration, no other edit: the listing, the error messages, default_config,
+    settings, build, the budget and the docs table all know it; its name cannot be taken
+    twice."""
+    family = models.Family(
+        "mlp1", "one graph layer", defaults=dict(nodes=4, width=8, num_classes=10, stem_width=6),
+        check=lambda s: positive_int(s, "stem_width"), make=_one_layer_mlp,
+        stage_ratios=lambda s: (1,), tiny=dict(width=4))
+    with models.FAMILIES.registered("mlp1", family, origin="my_families"):
+        assert models.FAMILIES.names()[-1] == "mlp1"
+        with pytest.raises(ValueError, match=r"unknown model family 'vgg'; allowed: mlp, cnn8, "
+                                             r"resnet34, resnet34sep, resnet50, efficientnet_b0, mlp1$"):
+            models.default_config("vgg")
+        cfg = models.default_config("mlp1")
+        assert cfg.to_dict() == dict(name="mlp1", impl="mask", partition=relational.DEFAULT_PARTITION,
+                                     nodes=4, width=8, num_classes=10, stem_width=6)
+        assert models.settings({"name": "mlp1", "width": 5}).width == 5
+        with pytest.raises(ValueError, match=r"mlp1: model.stem_width=0 is not allowed; expected "
+                                             r"a positive integer"):
+            models.settings({"name": "mlp1", "stem_width": 0})
+        with pytest.raises(ValueError, match=r"mlp1: model.impl='gather' is not allowed"):
+            models.settings({"name": "mlp1", "impl": "gather"})  # a conv family's impls by default
+        model = models.build(cfg, "ring:n=4,k=2")
+        assert [layer.path for layer in model.layer_list(SHAPE)] == [
+            "stem", "stem_bn", "graph0", "graph0_bn", "head"]
+        matched = budget.match(cfg, "ring:n=4,k=2", SHAPE)  # the sparser graph, wider
+        assert matched.widths[0] > cfg.width and matched.flops >= matched.target_flops
+        assert "| `mlp1` | one graph layer | 4 | 8 |" in families.markdown_table()
+        with pytest.raises(ValueError, match=r"model family 'mlp1' is already registered \(by "
+                                             r"my_families\); choose another name"):
+            models.register_family(family)
+    assert "mlp1" not in models.FAMILIES.names()
+    with pytest.raises(ValueError, match=r"model family 'resnet50' is already registered \(by "
+                                         r"relgraph_jax.models.resnet\)"):
+        models.register_family(dataclasses.replace(family, name="resnet50"))
+    with pytest.raises(ValueError, match=r"model family 'mlp2': its defaults must give "
+                                         r"\['nodes', 'num_classes'\]"):
+        models.register_family(dataclasses.replace(family, name="mlp2", defaults=dict(width=8)))
+
+
+def test_the_docs_table_of_families_is_the_registrys():
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    block = text.split("<!-- model families: begin -->\n")[1].split("\n<!-- model families: end -->")[0]
+    assert block == families.markdown_table()

@@ -74,7 +74,8 @@ def _torch_style_sgd(params, grads_seq, lr, wd, momentum, lr_mult):
 
 
 def test_optimizer_matches_pytorch_sgd_nesterov_with_epoch_cosine():
-    tc = ml_collections.ConfigDict(dict(lr=0.1, weight_decay=5e-4, momentum=0.9,
+    tc = ml_collections.ConfigDict(dict(lr=0.1, weight_decay=5e-4, momentum=0.9, schedule="cosine",
+                                        optimizer="sgd",
                                         nesterov=True, epochs=4))
     steps_per_epoch = 3
     tx = optim.make_optimizer(tc, steps_per_epoch)
@@ -92,7 +93,8 @@ def test_optimizer_matches_pytorch_sgd_nesterov_with_epoch_cosine():
 
 
 def test_per_variant_hyperparams_under_vmap():
-    tc = ml_collections.ConfigDict(dict(lr=0.1, weight_decay=0.0, momentum=0.0,
+    tc = ml_collections.ConfigDict(dict(lr=0.1, weight_decay=0.0, momentum=0.0, schedule="cosine",
+                                        optimizer="sgd",
                                         nesterov=False, epochs=1))
     tx = optim.make_optimizer(tc, 10)
     params = jnp.ones((3, 2))

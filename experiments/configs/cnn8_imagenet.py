@@ -27,8 +27,8 @@ from experiments.configs import common
 def get_config(arg=None):
     arg = common.get_arg(arg)
     config = common.experiment(
-        "cnn8", graphs="paper:n64_52;complete:n=64", seeds=3, input_shape=common.IMAGENET_SHAPE,
+        "cnn8", graphs="paper:n64_52;complete:n=64", seeds=3,
         data=common.imagenet_data(), train_cfg=common.imagenet_recipe())
     if arg == "runlocal":
-        config = common.runlocal(config, graphs="paper:n64_52/27;complete:n=64")
+        config = common.runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
     return config

@@ -8,10 +8,10 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
-from relgraph_jax import models
+from relgraph_jax import config_fields, extensions, models
+from relgraph_jax.train import validate  # noqa: F401  (imports every module with rows)
 
 CIFAR10_SHAPE = (32, 32, 3)
-IMAGENET_SHAPE = (224, 224, 3)
 DIGITS_SHAPE = (8, 8, 1)
 # Arguments of the CIFAR-10 configs: the JPEG copy instead of the official release, the
 # smoke run.
@@ -62,35 +62,22 @@ def digits_data() -> ml_collections.ConfigDict:
                                           validation_size=0))
 
 
-def search() -> ml_collections.ConfigDict:
-    """The live search, off by default (docs/search.md). policy="halving": successive
-    halving over the graphs; after the evaluations at epochs first_rung * eta**k the best
-    1/eta of the graphs (at least keep_at_least; the complete graph too with
-    keep_complete) keep training, ranked by their mean `metric` over seeds: "val_error"
-    (needs data.validation_size > 0) or "test_error" (the paper's protocol)."""
-    return ml_collections.ConfigDict(dict(policy="none", eta=3, first_rung=3, keep_at_least=1,
-                                          keep_complete=False, metric="val_error"))
-
-
 def train(*, batch_size: int, epochs: int, lr: float, weight_decay: float,
-          eval_batch_size: int, variant_batch: int = 1, bn_group_size: int = 0,
-          precise_bn_samples: int = 0) -> ml_collections.ConfigDict:
-    """SGD with Nesterov momentum 0.9 and a cosine learning rate: the recipe of every model.
+          eval_batch_size: int, **others) -> ml_collections.ConfigDict:
+    """A recipe: the fields every config states; `others` override the table's defaults
+    (relgraph_jax.config_fields: SGD with Nesterov momentum 0.9, the cosine schedule,
+    cross-entropy, evaluation every epoch, ...).
 
     BatchNorm (docs/batchnorm.md): statistics over groups of `bn_group_size` examples (0:
     the whole batch), running statistics re-estimated from `precise_bn_samples` training
     images after every epoch (0: off).
-    Speed settings (they change no result beyond float rounding): variants grouped into 4
-    width buckets; `variant_batch` variants vmapped at a time on a device (0: all of them;
-    small models gain from it, ImageNet models need 1 to bound activation memory).
+    Speed settings (they change no result beyond float rounding): `variant_batch` variants
+    vmapped at a time on a device (0: all of them; small models gain from it, ImageNet
+    models need 1 to bound activation memory).
     """
     return ml_collections.ConfigDict(dict(
-        batch_size=batch_size, epochs=epochs, lr=lr, momentum=0.9, nesterov=True,
-        weight_decay=weight_decay, eval_every=1, eval_batch_size=eval_batch_size,
-        steps_per_call=50, log_every_steps=100,
-        checkpoint_every_steps=0, variant_batch=variant_batch, width_buckets=4,
-        compute_dtype="float32", bn_group_size=bn_group_size,
-        precise_bn_samples=precise_bn_samples))
+        batch_size=batch_size, epochs=epochs, lr=lr, weight_decay=weight_decay,
+        eval_batch_size=eval_batch_size, **others))
 
 
 def cifar10_recipe() -> ml_collections.ConfigDict:
@@ -109,27 +96,40 @@ def imagenet_recipe() -> ml_collections.ConfigDict:
                  bn_group_size=32, precise_bn_samples=1024)
 
 
-def experiment(model_name: str, *, graphs: str, seeds: int, input_shape: tuple,
-               data: ml_collections.ConfigDict,
-               train_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """A full config: the family's paper model block, graphs x seeds, budget matching on."""
-    config = ml_collections.ConfigDict()
+def experiment(model_name: str, *, graphs: str, seeds: int, data: ml_collections.ConfigDict,
+               train_cfg: ml_collections.ConfigDict, input_shape: tuple | None = None,
+               imports: tuple[str, ...] = ()) -> ml_collections.ConfigDict:
+    """A full config: every field of the config-field table at its default (so each can be
+    overridden on the command line), the family's paper model block, graphs x seeds, the
+    data and the recipe. `input_shape`: the images' (H, W, C), unless data.image_size
+    gives it. `imports`: modules registering the config's own graph kinds, families,
+    schedules or fields, imported first and recorded (config.imports) for every tool."""
+    extensions.load(imports)
+    config = config_fields.defaults()
+    config.imports = tuple(imports)
     config.model = models.default_config(model_name)
     config.graphs = graphs
     config.seeds = seeds
-    config.budget_match = True
-    config.input_shape = tuple(input_shape)
+    if input_shape is not None:
+        config.input_shape = tuple(input_shape)
     config.data = data
-    config.train = train_cfg
-    config.mesh = ml_collections.ConfigDict(dict(data=1, devices=0))
-    config.grid = ml_collections.ConfigDict(dict(lr=(), weight_decay=()))
-    config.search = search()
+    config.train.update(train_cfg)
     return config
 
 
-def runlocal(config: ml_collections.ConfigDict, graphs: str) -> ml_collections.ConfigDict:
-    """The smoke variant: the same model on the bundled digits (8x8, 10 classes), `graphs`,
-    one seed, one short epoch. Runs offline on a CPU in minutes."""
+def runlocal(config: ml_collections.ConfigDict, graphs: str,
+             tiny: bool = True) -> ml_collections.ConfigDict:
+    """The smoke variant: the family's tiny model (its registry entry's `tiny`: few nodes,
+    narrow, shallow, so even a conv family compiles in seconds) on the bundled digits (8x8,
+    10 classes), `graphs` (with the tiny model's node count), one seed, one short epoch.
+    Runs offline on a CPU in minutes.
+
+    tiny=False keeps the config's model, for graphs that fix the node count themselves: a
+    brain network has 71, 52 or 30 nodes and no recipe at fewer channels than nodes, so a
+    tiny model's narrow layers could not take it (the MLP on 8x8 digits is small anyway).
+    """
+    if tiny:
+        config.model.update(models.FAMILIES[config.model.name].tiny)
     config.graphs = graphs
     config.seeds = 1
     config.input_shape = DIGITS_SHAPE

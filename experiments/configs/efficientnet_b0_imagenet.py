@@ -32,9 +32,9 @@ def get_config(arg=None):
     arg = common.get_arg(arg)
     config = common.experiment(
         "efficientnet_b0", graphs="paper:n16_48;complete:n=16", seeds=3,
-        input_shape=common.IMAGENET_SHAPE, data=common.imagenet_data(),
+        data=common.imagenet_data(),
         train_cfg=common.train(batch_size=512, epochs=100, lr=0.2, weight_decay=5e-5,
                                eval_batch_size=400, bn_group_size=64, precise_bn_samples=1024))
     if arg == "runlocal":
-        config = common.runlocal(config, graphs="paper:n16_48/42;complete:n=16")
+        config = common.runlocal(config, graphs="ws:n=6,k=4,p=0.3,seed=1;complete:n=6")
     return config

@@ -40,5 +40,6 @@ def get_config(arg=None):
         train_cfg=common.cifar10_recipe())
     config.model.nodes = nodes
     if "runlocal" in options:
-        config = common.runlocal(config, graphs=config.graphs)
+        # The network fixes the node count, so the model stays (see common.runlocal).
+        config = common.runlocal(config, graphs=config.graphs, tiny=False)
     return config

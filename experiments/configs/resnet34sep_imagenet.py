@@ -28,8 +28,8 @@ def get_config(arg=None):
     arg = common.get_arg(arg)
     config = common.experiment(
         "resnet34sep", graphs="paper:n64_52;complete:n=64", seeds=3,
-        input_shape=common.IMAGENET_SHAPE, data=common.imagenet_data(),
+        data=common.imagenet_data(),
         train_cfg=common.imagenet_recipe())
     if arg == "runlocal":
-        config = common.runlocal(config, graphs="paper:n64_52/36;complete:n=64")
+        config = common.runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
     return config

@@ -10,6 +10,7 @@ import numbers
 import os
 from typing import Any, Mapping
 
+from relgraph_jax.config_fields import REQUIRED, ConfigField, fields_of, register_config_fields
 from relgraph_jax.data.augment import CROP_STYLES
 
 SOURCES = ("cifar", "arrays", "tfds", "digits", "imagefolder")
@@ -21,9 +22,26 @@ STREAMING_NAMES = ("imagenet2012",)
 # A host that needs more decoders sets data.workers (benchmarks/input.py measures the rate
 # per worker).
 DEFAULT_WORKERS_CAP = 16
-FIELDS = ("source", "name", "path", "cache_dir", "augment", "crop_pad", "crop_style", "flip",
-          "image_size", "tfds_data_dir", "train_split", "test_split", "validation_size",
-          "workers", "prefetch")
+# The data block's rows of the config-field table. Their values are checked together, per
+# source, by `parse`; where the CIFAR release is cached, the decoding workers and their
+# prefetch depth change no byte or batch (data/stream.py), so a resume may change them.
+register_config_fields(*(ConfigField(f"data.{key}", default, summary, identity=identity)
+                         for key, default, summary, identity in (
+    ("source", REQUIRED, f"where the data come from: one of {list(SOURCES)}", True),
+    ("name", None, "the data set (source's default when unset)", True),
+    ("path", None, "the file or folder to read (arrays, imagefolder, cifar)", True),
+    ("cache_dir", None, "source='cifar': where the release is downloaded to", False),
+    ("augment", True, "random crops and flips in training", True),
+    ("crop_pad", 4, "padding of the random crops", True),
+    ("crop_style", "graph2nn", f"one of {list(CROP_STYLES)}", True),
+    ("flip", True, "random horizontal flips", True),
+    ("image_size", None, "streams: the size images are resized and cropped to", True),
+    ("tfds_data_dir", None, "source='tfds': where the prepared data live", True),
+    ("train_split", None, "the training split (source's default when unset)", True),
+    ("test_split", None, "the test split (source's default when unset)", True),
+    ("validation_size", 0, "training examples held out for validation", True),
+    ("workers", None, "streams: decoding processes (unset: the usable cores, at most 16)", False),
+    ("prefetch", None, "streams: chunks each worker keeps ready (unset: 2)", False))))
 # Sources whose data.path names what to read: an .npz, a folder, a downloaded tarball.
 PATH_SOURCES = ("arrays", "imagefolder", "cifar")
 PREPARE_CIFAR10 = ("python -m relgraph_jax.data.prepare_cifar10 --src cifar10_jpeg.npz "
@@ -75,12 +93,15 @@ def parse(data_cfg: Any) -> DataSpec:
     if not (isinstance(data_cfg, Mapping) or hasattr(data_cfg, "keys")):
         raise TypeError(f"data config must be a mapping or ConfigDict, "
                         f"got {type(data_cfg).__name__}")
-    unknown = sorted(set(data_cfg.keys()) - set(FIELDS))
+    defaults = {key: f.default for key, f in fields_of("data").items()}
+    unknown = sorted(set(data_cfg.keys()) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown data config field(s) {unknown}; allowed: {list(FIELDS)}")
-    get = data_cfg.get
+        raise ValueError(f"unknown data config field(s) {unknown}; allowed: {list(defaults)}")
 
-    source = get("source")
+    def get(key: str) -> Any:
+        return data_cfg.get(key, defaults[key])
+
+    source = data_cfg.get("source")
     if source not in SOURCES:
         raise ValueError(f"unknown data source {source!r}; allowed: {list(SOURCES)}"
                          + _source_hint(source))
@@ -136,7 +157,7 @@ def parse(data_cfg: Any) -> DataSpec:
     if train_split == test_split:
         raise ValueError(f"data.train_split and data.test_split are both {train_split!r}: the "
                          "model would be tested on the images it trains on; give two splits")
-    crop_style = get("crop_style", "graph2nn")
+    crop_style = get("crop_style")
     if crop_style not in CROP_STYLES:
         raise ValueError(f"data.crop_style={crop_style!r}: allowed {list(CROP_STYLES)}")
     if source not in ("tfds", "imagefolder") and (train_split, test_split) != ("train", "test"):
@@ -156,13 +177,13 @@ def parse(data_cfg: Any) -> DataSpec:
     prefetch = 2 if prefetch is None else _int(prefetch, "prefetch", minimum=1)
     return DataSpec(source=source, name=name,
                     path=path if source in PATH_SOURCES else None, cache_dir=cache_dir,
-                    augment=_bool(get("augment", True), "augment"),
-                    crop_pad=_int(get("crop_pad", 4), "crop_pad", minimum=0),
+                    augment=_bool(get("augment"), "augment"),
+                    crop_pad=_int(get("crop_pad"), "crop_pad", minimum=0),
                     crop_style=crop_style,
-                    flip=_bool(get("flip", True), "flip"), image_size=image_size,
+                    flip=_bool(get("flip"), "flip"), image_size=image_size,
                     tfds_data_dir=tfds_data_dir or None,
                     train_split=train_split, test_split=test_split,
-                    validation_size=_validation_size(get("validation_size", 0), source, name),
+                    validation_size=_validation_size(get("validation_size"), source, name),
                     workers=workers, prefetch=prefetch, workers_capped_from=capped_from)
 
 

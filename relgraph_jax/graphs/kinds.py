@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from typing import Any, Callable
 
 from relgraph_jax.registry import Registry
@@ -107,8 +106,7 @@ def register_graph_kind(kind: GraphKind) -> GraphKind:
     name must be new. Returns it, so a module can keep it under a name of its own."""
     if not isinstance(kind, GraphKind):
         raise TypeError(f"register_graph_kind takes a GraphKind, got {type(kind).__name__}")
-    caller = sys._getframe(1).f_globals.get("__name__", "")
-    return GRAPH_KINDS.register(kind.name, kind, origin=caller)
+    return GRAPH_KINDS.declare(kind, depth=2)
 
 
 def markdown_table() -> str:

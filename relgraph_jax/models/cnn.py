@@ -5,10 +5,11 @@ from typing import Any
 
 import flax.linen as nn
 
-from relgraph_jax import relational
 from relgraph_jax.layers import MaskedConv
 from relgraph_jax.models.common import (LINEAR_INIT, Layer, batch_norm, image_shape,
                                         norm_layer, pooled_stem, same_padding, strided)
+from relgraph_jax.models.families import Family, common_fields, register_family
+from relgraph_jax.models.settings import positive_int, sequence
 
 
 class CNN(nn.Module):
@@ -20,12 +21,12 @@ class CNN(nn.Module):
     chooses; the stem keeps its fixed width.
     """
     graph: Any
-    widths: tuple = (64, 128, 256)
-    stem_width: int = 64
-    convs_per_stage: int = 2
-    num_classes: int = 1000
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
+    widths: tuple
+    stem_width: int
+    convs_per_stage: int
+    num_classes: int
+    impl: str
+    partition: str
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -60,3 +61,21 @@ class CNN(nn.Module):
             cin = features
         layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))
         return tuple(layers)
+
+
+def _check(s) -> None:
+    positive_int(s, "stem_width")
+    positive_int(s, "convs_per_stage")
+    sequence(s, "stage_ratios", integer=False)
+
+
+register_family(Family(
+    "cnn8", "8-layer CNN: 3x3/2 dense stem + max-pool, `convs_per_stage` graph 3x3 convs per "
+    "stage (the first of each stride 2), dense head",
+    defaults=dict(nodes=64, width=64, num_classes=1000, stem_width=64, stage_ratios=(1, 2, 4),
+                  convs_per_stage=2),
+    check=_check,
+    make=lambda s, graph, widths: CNN(graph=graph, widths=widths, stem_width=s.stem_width,
+                                      convs_per_stage=s.convs_per_stage, **common_fields(s)),
+    stage_ratios=lambda s: tuple(s.stage_ratios),
+    tiny=dict(nodes=8, width=8, stem_width=8)))

@@ -11,23 +11,26 @@ expansion width of a block follows one of two rules:
   ratio (144, 240, 480, ...) for every block of the stage, whatever `widths` is; a
   stage with ratio 1 has no expansion.
 The original code trained the complete-graph baseline as standard B0 and every other
-graph "per_stage" (models.build picks this with model.expansion="graph2nn"). A block has
+graph "per_stage" (model.expansion="graph2nn" picks this per graph). A block has
 an identity skip iff it keeps its input's shape (stride 1, same width), as in B0.
 """
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import flax.linen as nn
 
-from relgraph_jax import relational
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
 from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
                                         norm_layer, same_padding, strided)
+from relgraph_jax.models.families import Family, common_fields, register_family
+from relgraph_jax.models.settings import choice, fail, positive_int, sequence
 
 ACTIVATIONS = {"swish": nn.swish, "relu": nn.relu}
 EXPANSIONS = ("per_block", "per_stage")
+MODEL_EXPANSIONS = ("graph2nn",) + EXPANSIONS  # what model.expansion may be
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +54,9 @@ class MBConv(nn.Module):
     """[graph 1x1 expand, BN, act], depthwise kxk, BN, act, SE, graph 1x1 project, BN, + skip."""
     graph: Any
     plan: MBConvPlan
-    activation: str = "swish"
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
+    activation: str
+    impl: str
+    partition: str
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -82,20 +85,20 @@ class EfficientNet(nn.Module):
     base_widths are B0's stage widths, which the "per_stage" expansion rule reads.
     """
     graph: Any
-    widths: tuple = (16, 24, 40, 80, 112, 192, 320)
-    expansion: str = "per_block"
-    stem_width: int = 32
-    base_widths: tuple = (16, 24, 40, 80, 112, 192, 320)
-    depths: tuple = (1, 2, 2, 3, 3, 4, 1)
-    kernels: tuple = (3, 3, 5, 3, 5, 5, 3)
-    strides: tuple = (1, 2, 2, 2, 1, 2, 1)
-    expand_ratios: tuple = (1, 6, 6, 6, 6, 6, 6)
-    se_ratio: float = 0.25
-    head_width: int = 1280
-    activation: str = "swish"
-    num_classes: int = 1000
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
+    widths: tuple
+    expansion: str
+    stem_width: int
+    base_widths: tuple
+    depths: tuple
+    kernels: tuple
+    strides: tuple
+    expand_ratios: tuple
+    se_ratio: float
+    head_width: int
+    activation: str
+    num_classes: int
+    impl: str
+    partition: str
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -159,3 +162,54 @@ class EfficientNet(nn.Module):
                    norm_layer("head_bn", self.head_width),
                    Layer("head", "dense", self.head_width, self.num_classes, bias=True)]
         return tuple(layers)
+
+
+def _check(s) -> None:
+    for field in ("stem_width", "head_width"):
+        positive_int(s, field)
+    choice(s, "activation", tuple(ACTIVATIONS))
+    choice(s, "expansion", MODEL_EXPANSIONS)
+    sequence(s, "base_widths")
+    stages = len(s["base_widths"])
+    for field in ("depths", "kernels", "strides"):
+        sequence(s, field, length=stages)
+    if any(k % 2 == 0 for k in s["kernels"]):
+        fail(s, "kernels", s["kernels"], "odd kernel sizes (padding k // 2 keeps the size)")
+    sequence(s, "expand_ratios", length=stages, integer=False)
+    se = s["se_ratio"]
+    if isinstance(se, bool) or not isinstance(se, numbers.Real) or not 0 <= se <= 1:
+        fail(s, "se_ratio", se, "a number in [0, 1] (0: no squeeze-and-excitation)")
+
+
+def _make(s, graph, widths: tuple) -> EfficientNet:
+    return EfficientNet(graph=graph, widths=widths, expansion=_expansion(s, graph),
+                        stem_width=s.stem_width, base_widths=s.base_widths, depths=s.depths,
+                        kernels=s.kernels, strides=s.strides, expand_ratios=s.expand_ratios,
+                        se_ratio=s.se_ratio, head_width=s.head_width, activation=s.activation,
+                        **common_fields(s))
+
+
+def _expansion(s, graph) -> str:
+    """expansion "graph2nn": the original code's standard B0 for the complete graph (its
+    baseline) and per-stage expansion widths for every other graph."""
+    if s.expansion != "graph2nn":
+        return s.expansion
+    return "per_block" if graph.is_complete else "per_stage"
+
+
+# tiny: three stages, whose widths stay at their base widths as B0's do (the expansion
+# widths of its graph models follow the base widths).
+register_family(Family(
+    "efficientnet_b0", "EfficientNet-B0: the expand and project 1x1 convs of every MBConv "
+    "block; 3x3/2 stem, depthwise convs, SE and the 1x1 head conv (`head_width`) dense",
+    defaults=dict(nodes=16, width=320, num_classes=1000, stem_width=32,
+                  base_widths=(16, 24, 40, 80, 112, 192, 320), depths=(1, 2, 2, 3, 3, 4, 1),
+                  kernels=(3, 3, 5, 3, 5, 5, 3), strides=(1, 2, 2, 2, 1, 2, 1),
+                  expand_ratios=(1, 6, 6, 6, 6, 6, 6), se_ratio=0.25, head_width=1280,
+                  activation="swish", expansion="graph2nn"),
+    check=_check, make=_make,
+    stage_ratios=lambda s: tuple(w / s.base_widths[-1] for w in s.base_widths),
+    structure=lambda module: (module.expansion,) + tuple((p.expand, p.skip)
+                                                         for p in module.blocks()),
+    tiny=dict(nodes=6, width=40, stem_width=8, head_width=16, base_widths=(16, 24, 40),
+              depths=(1, 1, 1), kernels=(3, 3, 5), strides=(1, 2, 2), expand_ratios=(1, 6, 6))))

@@ -6,9 +6,11 @@ from typing import Any
 
 import flax.linen as nn
 
-from relgraph_jax import relational
 from relgraph_jax.layers import MaskedDense
 from relgraph_jax.models.common import LINEAR_INIT, Layer, batch_norm, image_shape, norm_layer
+from relgraph_jax.models.families import Family, common_fields, register_family
+from relgraph_jax.models.settings import positive_int
+from relgraph_jax.ops import IMPLS
 
 
 class MLP(nn.Module):
@@ -19,12 +21,12 @@ class MLP(nn.Module):
     matching chooses; the stem keeps its fixed width.
     """
     graph: Any
-    widths: tuple = (512,)
-    stem_width: int = 512
-    depth: int = 3
-    num_classes: int = 10
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
+    widths: tuple
+    stem_width: int
+    depth: int
+    num_classes: int
+    impl: str
+    partition: str
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -51,3 +53,20 @@ class MLP(nn.Module):
             cin = self.widths[0]
         layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))
         return tuple(layers)
+
+
+def _check(s) -> None:
+    positive_int(s, "stem_width")
+    positive_int(s, "depth")
+
+
+register_family(Family(
+    "mlp", "5-layer MLP (CIFAR-10): dense stem (`stem_width`), `depth` graph layers of width "
+    "d (BN, ReLU), dense head",
+    defaults=dict(nodes=64, width=512, num_classes=10, stem_width=512, depth=3),
+    check=_check,
+    make=lambda s, graph, widths: MLP(graph=graph, widths=widths, stem_width=s.stem_width,
+                                      depth=s.depth, **common_fields(s)),
+    stage_ratios=lambda s: (1,),
+    tiny=dict(nodes=8, width=16, stem_width=16),
+    impls=IMPLS))

@@ -17,13 +17,15 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from relgraph_jax import relational
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
 from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
                                         norm_layer, pooled_stem, same_padding, strided)
+from relgraph_jax.models.families import FAMILIES, Family, common_fields, register_family
+from relgraph_jax.models.settings import choice, flag, positive_int, sequence
 
 BLOCKS = ("basic", "separable", "bottleneck")
 BOTTLENECK_EXPANSION = 4
+SHORTCUT_RULES = ("per_width", "padded_identity")
 
 
 def bottleneck_inner(out_width: int) -> int:
@@ -50,9 +52,9 @@ class _Block(nn.Module):
     """Fields and the shortcut path shared by the three block types."""
     graph: Any
     plan: BlockPlan
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
-    zero_init_last_bn: bool = True
+    impl: str
+    partition: str
+    zero_init_last_bn: bool
 
     def graph_conv(self, features: int, kernel: int, stride: int, name: str) -> MaskedConv:
         return MaskedConv(features, (kernel, kernel), self.graph, strides=stride,
@@ -152,15 +154,15 @@ class ResNet(nn.Module):
     an identity, zero-padded to the block's width.
     """
     graph: Any
-    widths: tuple = (64, 128, 256, 512)
-    block: str = "basic"
-    depths: tuple = (3, 4, 6, 3)
-    stem_width: int = 64
-    stage1_projection: Optional[bool] = None
-    zero_init_last_bn: bool = True
-    num_classes: int = 1000
-    impl: str = "mask"
-    partition: str = relational.DEFAULT_PARTITION
+    widths: tuple
+    block: str
+    depths: tuple
+    stem_width: int
+    stage1_projection: Optional[bool]
+    zero_init_last_bn: bool
+    num_classes: int
+    impl: str
+    partition: str
 
     @nn.compact
     def __call__(self, x, train: bool):
@@ -214,3 +216,54 @@ class ResNet(nn.Module):
             layers += block
         layers.append(Layer("head", "dense", plans[-1].cout, self.num_classes, bias=True))
         return tuple(layers)
+
+
+def _check(s) -> None:
+    positive_int(s, "stem_width")
+    choice(s, "block", BLOCKS)
+    choice(s, "shortcut_rule", SHORTCUT_RULES)
+    flag(s, "zero_init_last_bn")
+    sequence(s, "depths")
+    sequence(s, "stage_ratios", length=len(s["depths"]), integer=False)
+
+
+def _make(s, graph, widths: tuple) -> ResNet:
+    return ResNet(graph=graph, widths=widths, block=s.block, depths=s.depths,
+                  stem_width=s.stem_width, stage1_projection=_stage1_projection(s),
+                  zero_init_last_bn=s.zero_init_last_bn, **common_fields(s))
+
+
+def _stage1_projection(s) -> bool | None:
+    """shortcut_rule "per_width": the original code's rule, decided at each width (None);
+    "padded_identity": the first block projects iff it does at the config's widths, so
+    every budget-matched width has the same layers (narrower variants pad into wider ones)."""
+    if s.shortcut_rule == "per_width":
+        return None
+    return FAMILIES[s.name].scaled_widths(s, s.width)[0] != s.stem_width
+
+
+def _family(name: str, block: str, summary: str, **tiny) -> Family:
+    """The three ResNets differ in their block (and ResNet-50 in what its base width is)."""
+    return Family(
+        name, summary,
+        defaults=dict(nodes=64, width=64, num_classes=1000, block=block, depths=(3, 4, 6, 3),
+                      stage_ratios=(1, 2, 4, 8), stem_width=64, zero_init_last_bn=True,
+                      shortcut_rule="per_width"),
+        check=_check, make=_make, stage_ratios=lambda s: tuple(s.stage_ratios),
+        width_scale=BOTTLENECK_EXPANSION if block == "bottleneck" else 1,
+        structure=lambda module: tuple(p.shortcut for p in module.blocks()),
+        tiny=dict(nodes=8, width=8, depths=(1, 1, 1, 1), **tiny))
+
+
+# tiny: a ResNet-34 stem as wide as the first stage would give the complete graph an
+# identity shortcut there and its wider matched twin a projection (two model structures,
+# two compiled programs); a stem of 10 gives both a projection, so they share one.
+register_family(_family("resnet34", "basic", "ResNet-34: 7x7/2 dense stem + max-pool; both 3x3 "
+                        "convs of every basic block and the 1x1 projection shortcuts",
+                        stem_width=10))
+register_family(_family("resnet34sep", "separable", "ResNet-34-sep: as ResNet-34, each 3x3 conv "
+                        "a dense 3x3 depthwise conv + a graph 1x1 pointwise conv",
+                        stem_width=10))
+register_family(_family("resnet50", "bottleneck", "ResNet-50: all three convs of every "
+                        "bottleneck (projections dense); widths are the stage outputs, inner = "
+                        "round(out / 4)", stem_width=8))

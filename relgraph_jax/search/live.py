@@ -28,13 +28,33 @@ import os
 from typing import Mapping, Sequence
 
 from relgraph_jax import results
+from relgraph_jax.config_fields import ConfigField, boolean, one_of, register_config_fields
 from relgraph_jax.search.halving import HalvingPolicy
 
 SEARCH_FILE = "search.jsonl"
 POLICIES = ("none", "halving")
 METRICS = ("val_error", "test_error")
-FIELDS = ("policy", "eta", "first_rung", "keep_at_least", "keep_complete", "metric")
 COMPLETE_PREFIX = "complete:"
+
+
+def _off(flat: dict) -> bool:
+    """The search's fields change nothing while it is off."""
+    return flat.get("search.policy", "none") == "none"
+
+
+# eta, first_rung and keep_at_least are checked together by HalvingPolicy.validate.
+register_config_fields(
+    ConfigField("search.policy", "none", "live search: none or halving (docs/search.md)",
+                one_of(POLICIES)),
+    ConfigField("search.eta", 3, "keep the best 1/eta of the graphs at each rung", inert=_off),
+    ConfigField("search.first_rung", 3, "epoch of the first rung; then first_rung * eta**k",
+                inert=_off),
+    ConfigField("search.keep_at_least", 1, "graphs kept at least", inert=_off),
+    ConfigField("search.keep_complete", False, "keep the complete graph as a baseline",
+                boolean, inert=_off),
+    ConfigField("search.metric", "val_error", "ranking metric: val_error or test_error",
+                one_of(METRICS), inert=_off),
+)
 
 
 def policy_of(search_cfg, forced: Sequence[str] = ()) -> HalvingPolicy:

@@ -12,7 +12,7 @@ batches' statistics. See docs/batchnorm.md.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -25,14 +25,16 @@ from relgraph_jax.train.state import TrainState, variables_of
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-    """What a bucket's steps share and never change: the model, optimiser and batch layout.
+    """What a bucket's steps share and never change: the model, optimiser, loss and batch
+    layout.
 
-    bn_group_size: examples per BatchNorm group, 0 for the whole batch. batch_spec: how a
+    loss: (logits, labels) -> per-example loss (train/losses.py). bn_group_size: examples per BatchNorm group, 0 for the whole batch. batch_spec: how a
     batch is split over the mesh's "data" axis (None: not split). compute_dtype: the
     dtype of the layer arithmetic (parameters stay float32).
     """
     model: nn.Module
     tx: optax.GradientTransformation
+    loss: Callable
     steps_per_epoch: int
     bn_group_size: int = 0
     compute_dtype: Any = jnp.float32
@@ -42,7 +44,7 @@ class StepConfig:
 def train_step(state: TrainState, images, labels, step, cfg: StepConfig) -> TrainState:
     """One SGD step of one variant on normalised images; a non-finite step freezes it.
 
-    The loss is the mean cross-entropy over the batch; with BatchNorm groups the gradient
+    The loss is the batch mean of `cfg.loss`; with BatchNorm groups the gradient
     is that of one big batch except for the statistics, and the new running statistics are
     the mean of those each group leaves.
     """
@@ -50,7 +52,7 @@ def train_step(state: TrainState, images, labels, step, cfg: StepConfig) -> Trai
 
     def loss_fn(params):
         logits, group_stats = _apply_train(cfg, _in_compute_dtype(state, params, cfg), x)
-        return (cross_entropy(logits, labels).mean(),
+        return (cfg.loss(logits, labels).mean(),
                 jax.tree.map(lambda s: s.mean(0), group_stats))
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -75,7 +77,7 @@ def eval_batch(state: TrainState, images, labels, cfg: StepConfig):
     """
     x = _constrained(images.astype(cfg.compute_dtype), cfg)
     logits = cfg.model.apply(_in_compute_dtype(state, state.params, cfg), x, train=False)
-    return cross_entropy(logits, labels), jnp.argmax(logits, -1) == labels
+    return cfg.loss(logits, labels), jnp.argmax(logits, -1) == labels
 
 
 def bn_moments(state: TrainState, images, cfg: StepConfig):
@@ -127,10 +129,6 @@ def adopt_or_freeze(state: TrainState, ok, step, **fields) -> TrainState:
     return state.replace(failed=state.failed | ~ok,
                          failed_step=jnp.where(~ok & ~state.failed, step, state.failed_step),
                          **chosen)
-
-
-def cross_entropy(logits, labels):
-    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
 def tree_all_finite(tree) -> jax.Array:

@@ -14,8 +14,9 @@ process stops every process after the same chunk.
 
 How a step runs: `step.train_step` is one variant's update; `programs.build` wraps it once
 per bucket for all its variants, the devices and a chunk of steps; the loop below calls
-those programs with the batches the feed puts on the devices, and asks `due` whether it is
-time to log, evaluate or save.
+those programs with the batches the feed puts on the devices, and after each chunk asks the
+actions of `periodic` whether it is time for precise BN, the progress line, an evaluation
+or a checkpoint (they also cut the chunks).
 
 A live search (`config.search`, relgraph_jax/search/live.py) decides at its rungs, after
 the evaluation and before its records are written; the survivors then go on in a sweep
@@ -27,7 +28,6 @@ import contextlib
 import dataclasses
 import os
 import signal
-import time
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +41,9 @@ from relgraph_jax.data.fingerprint import fingerprint as data_fingerprint
 from relgraph_jax.data.summary import summarize as summarize_data
 from relgraph_jax.search import live as search_live
 from relgraph_jax.train import checkpoint as checkpoint_lib
-from relgraph_jax.train import feeds, optim, variants as variants_lib
+from relgraph_jax.train import feeds, losses, optim, variants as variants_lib
 from relgraph_jax.train import mesh as mesh_lib
+from relgraph_jax.train import periodic
 from relgraph_jax.train import programs as programs_lib
 from relgraph_jax.train import resume as resume_lib
 from relgraph_jax.train import step as step_lib
@@ -98,12 +99,17 @@ def _agreed_stop(stop: _StopFlag, run=None) -> int:
     evaluation when that chunk ends an epoch, for the price of one dispatch gap between
     chunks."""
     if run is not None:
-        jax.block_until_ready([b.state.loss_sum for b in run.buckets])
+        _wait(run)
     signum = stop.signum or 0
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         signum = int(np.max(multihost_utils.process_allgather(np.int32(signum))))
     return signum
+
+
+def _wait(run) -> None:
+    """Blocks until the chunks dispatched on `run` have finished."""
+    jax.block_until_ready([b.state.loss_sum for b in run.buckets])
 
 
 def _log(msg: str) -> None:
@@ -209,6 +215,7 @@ def build_sweep(config, variant_list, source, resident, data_spec, steps_per_epo
     mesh = mesh_lib.make_mesh(config.mesh.data, config.mesh.devices)
     shard = mesh_lib.shardings(mesh)
     tx = optim.make_optimizer(train_cfg, steps_per_epoch)
+    loss = losses.LOSSES[train_cfg.loss].make(train_cfg)
     sample = np.zeros((1,) + tuple(source.image_shape), np.float32)
     seeds = previous.feed.seeds if previous else sorted({v.seed for v in variant_list})
     carried = checkpoint_lib.by_id(_host_states(previous)) if previous else None
@@ -229,7 +236,7 @@ def build_sweep(config, variant_list, source, resident, data_spec, steps_per_epo
         slots = mesh_lib.variant_slots(len(group), mesh, train_cfg.variant_batch)
         graph = variants_lib.layout_graph(group)
         model = models_lib.build(config.model, graph, width=widths)
-        cfg = step_lib.StepConfig(model, tx, steps_per_epoch, train_cfg.bn_group_size,
+        cfg = step_lib.StepConfig(model, tx, loss, steps_per_epoch, train_cfg.bn_group_size,
                                   jnp.dtype(train_cfg.compute_dtype),
                                   mesh_lib.batch_spec(mesh))
         compiled = [b.programs for b in (previous.buckets if previous else ())
@@ -395,19 +402,6 @@ def _evaluate_and_record(run, variant_list, grid_names, model_name, step, epoch,
     return pruned
 
 
-def due(before: int, after: int, every: int) -> bool:
-    """Whether a multiple of `every` (0: never) lies in (before, after]: is it time to act
-    after the steps from `before` to `after`?"""
-    return bool(every) and after // every > before // every
-
-
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
-
-
 def _open_data(data_spec):
     """(source, resident): a whole Dataset held on the devices, or an ImageNet stream.
 
@@ -479,11 +473,35 @@ def _own_workdir(workdir: str, config, data_id: dict, adopt_data: bool,
     return store
 
 
-def _evaluates(epoch: int, train_cfg, search) -> bool:
-    """Whether the sweep evaluates (and records) after `epoch`: every `eval_every` epochs,
-    after the last, and at a live search's rungs."""
-    return (due(epoch - 1, epoch, train_cfg.eval_every) or epoch == train_cfg.epochs
-            or (search is not None and search.is_rung(epoch)))
+def _check_before_loading(config, workdir: str, variant_list, adopt_data: bool):
+    """(data spec, data summary, data fingerprint), once the workdir, the data and the
+    memory estimate have passed every check that loads nothing."""
+    # The workdir first: data.validate may download a data set or read every image header.
+    workdir_lib.check_writable(workdir)
+    workdir_lib.check_compatible(workdir, config.to_dict())
+    data_spec = data_lib.validate(config.data)
+    data_summary = summarize_data(data_spec)
+    check_data(config, data_summary)
+    check_memory(config, variant_list, data_summary)
+    data_id = data_fingerprint(data_spec)
+    workdir_lib.check_compatible(workdir, config.to_dict(), data_id, adopt_data)
+    return data_spec, data_summary, data_id
+
+
+def _plan_resume(ckpts, store, workdir: str, steps_per_epoch: int,
+                 evaluation: periodic.Evaluation, search, variant_list) -> resume_lib.Resume:
+    """`resume.plan` for this sweep, its notes logged. The variants of each epoch's records,
+    and of a checkpoint, are those alive then: a live search prunes at its rungs, after
+    their evaluation."""
+    alive = (lambda at: [v.id for v in search.alive(at)]) if search else (
+        lambda at: [v.id for v in variant_list])
+    resume = resume_lib.plan(
+        ckpts, store.keys if store else results.stored_keys(_results_path(workdir)),
+        steps_per_epoch, evaluation.after, lambda epoch: alive(epoch * steps_per_epoch - 1),
+        alive, _results_path(workdir))
+    for note in resume.notes:
+        _log(note)
+    return resume
 
 
 def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None,
@@ -498,32 +516,20 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     a summary dict (variants, steps run, last step, whether it finished, the signal that
     stopped it or None).
     """
-    validate_config(config)
+    config = validate_config(config)
     variant_list = variants_lib.build_variants(config)
     grid_names, _ = variants_lib.grid_combinations(config)
-    # The workdir first: data.validate may download a data set or read every image header.
-    workdir_lib.check_writable(workdir)
-    workdir_lib.check_compatible(workdir, config.to_dict())
-    data_spec = data_lib.validate(config.data)
-    data_summary = summarize_data(data_spec)
-    check_data(config, data_summary)
-    check_memory(config, variant_list, data_summary)
-    data_id = data_fingerprint(data_spec)
-    workdir_lib.check_compatible(workdir, config.to_dict(), data_id, adopt_data)
-
+    data_spec, data_summary, data_id = _check_before_loading(config, workdir, variant_list,
+                                                             adopt_data)
     source, resident = _open_data(data_spec)
-    if tuple(source.image_shape) != tuple(config.input_shape):
-        raise ValueError(f"data images have shape {tuple(source.image_shape)} but "
-                         f"config.input_shape is {tuple(config.input_shape)}; set them equal")
+    if data_summary.image_shape is None:  # a stream's image size is known once it is open
+        check_data(config, dataclasses.replace(data_summary, image_shape=source.image_shape))
     train_cfg = config.train
     steps_per_epoch = source.num_train // train_cfg.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"config.train.batch_size={train_cfg.batch_size} exceeds the "
-                         f"{source.num_train} training examples")
+    total_steps = steps_per_epoch * train_cfg.epochs
     if not resident:
         feeds.check_process_shares(train_cfg.batch_size, train_cfg.eval_batch_size,
                                    source.num_test, config.mesh.devices)
-    total_steps = steps_per_epoch * train_cfg.epochs
 
     with contextlib.ExitStack() as cleanup:  # lock, feed and checkpoints closed however it ends
         if not resident:  # last of all: no decoding worker outlives the run
@@ -537,16 +543,10 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
         search = (search_live.LiveSearch(config.search, variant_list, grid_names, train_cfg.epochs,
                                          steps_per_epoch, workdir, jax.process_index() == 0)
                   if config.search.policy != "none" else None)
-        # The variants of each epoch's records, and of a checkpoint: a live search prunes
-        # at its rungs, after their evaluation.
-        alive = (lambda at: [v.id for v in search.alive(at)]) if search else (
-            lambda at: [v.id for v in variant_list])
-        resume = resume_lib.plan(
-            ckpts, store.keys if store else results.stored_keys(_results_path(workdir)),
-            steps_per_epoch, lambda epoch: _evaluates(epoch, train_cfg, search),
-            lambda epoch: alive(epoch * steps_per_epoch - 1), alive, _results_path(workdir))
-        for note in resume.notes:
-            _log(note)
+        evaluation = periodic.Evaluation(train_cfg.eval_every, train_cfg.epochs,
+                                         search.is_rung if search else None)
+        resume = _plan_resume(ckpts, store, workdir, steps_per_epoch, evaluation, search,
+                              variant_list)
         step = resume.step
         # A live search resumes with the variants its recorded decisions left alive at `step`.
         run = build_sweep(config, search.alive(step) if search else variant_list, source,
@@ -559,45 +559,37 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
             _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
                                  step // steps_per_epoch, store)
 
-        steps_run = samples_run = 0
-        samples_per_step = train_cfg.batch_size * len(run.variants)
-        t_start = time.time()
-        stop_here = False  # stop_after_steps reached
+        bn = periodic.PreciseBN(train_cfg.precise_bn_samples, train_cfg.batch_size,
+                                train_cfg.epochs, steps_per_epoch)
+        checkpoint = periodic.Checkpoint(train_cfg.checkpoint_every_steps)
+        stop_after = periodic.StopAfter(stop_after_steps)
+        chunks = periodic.Chunks(train_cfg.steps_per_call, steps_per_epoch,
+                                 (checkpoint, stop_after))
+        progress = periodic.Progress(train_cfg.log_every_steps, train_cfg.epochs, steps_per_epoch,
+                                     train_cfg.batch_size, search.progress if search else
+                                     lambda step: f"{len(variant_list)} variants")
+        steps_run, stop_here = 0, False  # stop_here: stop_after_steps reached
         stopping = _agreed_stop(stop)  # a signal came while it started
         while step < total_steps and not (stopping or stop_here):
-            n = min(train_cfg.steps_per_call, steps_per_epoch - step % steps_per_epoch)
-            if train_cfg.checkpoint_every_steps:
-                n = min(n, train_cfg.checkpoint_every_steps - step % train_cfg.checkpoint_every_steps)
-            if stop_after_steps is not None:
-                n = min(n, stop_after_steps - steps_run)
-            train_steps(run, step, n)
-            before, step, steps_run = step, step + n, steps_run + n
-            samples_run += n * samples_per_step
-            epoch, epoch_done = divmod(step, steps_per_epoch)[0], step % steps_per_epoch == 0
-            if epoch_done and train_cfg.precise_bn_samples:
-                # Batches of an epoch training never reaches: drawn as training batches
-                # are, but not the same ones, and the same again on a resume.
-                precise_bn(run, train_cfg.epochs + epoch,
-                           min(train_cfg.precise_bn_samples // train_cfg.batch_size, steps_per_epoch), step)
-            if epoch_done or due(steps_run - n, steps_run, train_cfg.log_every_steps):
-                jax.block_until_ready([b.state.loss_sum for b in run.buckets])
-                rate = samples_run / max(time.time() - t_start, 1e-9)
-                eta = (total_steps - step) * samples_per_step / max(rate, 1e-9)
-                variants = search.progress(step) if search else f"{len(variant_list)} variants"
-                _log(f"epoch {step / steps_per_epoch:.2f}/{train_cfg.epochs} | step {step}/{total_steps}"
-                     f" | {variants} | {rate:,.0f} model-samples/s | ETA {_format_eta(eta)}")
-            evaluated = epoch_done and _evaluates(epoch, train_cfg, search)
+            chunk = chunks.next(step, steps_run)
+            train_steps(run, chunk.start, chunk.size)
+            step, steps_run = chunk.end, chunk.steps_run
+            progress.count(chunk, len(run.variants))
+            if bn.is_due(chunk):
+                precise_bn(run, bn.epoch_drawn(chunk), bn.num_batches, step)
+            if progress.is_due(chunk):
+                _wait(run)
+                _log(progress.line(chunk))
+            evaluated = evaluation.is_due(chunk)
             if evaluated:
                 pruned = _evaluate_and_record(run, variant_list, grid_names, config.model.name,
-                                              step, epoch, store, search)
+                                              step, chunk.epoch, store, search)
                 if pruned:  # the survivors go on in new buckets; the pruned cost nothing
                     run = build_sweep(config, [v for v in run.variants if v.id not in pruned],
                                       source, resident, data_spec, steps_per_epoch, previous=run)
-                    samples_per_step = train_cfg.batch_size * len(run.variants)
-            stop_here = stop_after_steps is not None and steps_run >= stop_after_steps
+            stop_here = stop_after.is_due(chunk)
             stopping = _agreed_stop(stop, run)
-            if (evaluated or stopping or stop_here
-                    or due(before, step, train_cfg.checkpoint_every_steps)):
+            if checkpoint.is_due(chunk, evaluated, stopping or stop_here):
                 _save(run, ckpts, step)
         if (stopping or stop_here) and step < total_steps:  # saved at this step (or nothing new)
             why = f" by {signal.Signals(stopping).name}" if stopping else ""  # whichever process got it

@@ -6,44 +6,13 @@ the config's structure and ranges (and the mesh against the devices present);
 """
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Sequence
-
 import jax
+import ml_collections
 
-from relgraph_jax import models
+from relgraph_jax import config_fields, extensions, models
 from relgraph_jax.data import spec as data_spec
 from relgraph_jax.search import live as search_live
-
-TOP_LEVEL = {"model", "graphs", "seeds", "budget_match", "input_shape", "data", "train",
-             "mesh", "grid", "search"}
-TRAIN_FIELDS = {"batch_size", "epochs", "lr", "momentum", "nesterov", "weight_decay",
-                "eval_every", "eval_batch_size", "steps_per_call", "log_every_steps",
-                "checkpoint_every_steps", "variant_batch", "width_buckets", "compute_dtype",
-                "bn_group_size", "precise_bn_samples"}
-COMPUTE_DTYPES = ("float32", "bfloat16")
-MESH_FIELDS = {"data", "devices"}
-GRID_FIELDS = ("lr", "weight_decay")
-
-
-def _check_keys(section: str, present, allowed) -> None:
-    unknown = sorted(set(present) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {', '.join(section + k for k in unknown)}; "
-                         f"allowed in {section.rstrip('.') or 'config'}: {sorted(allowed)}")
-    missing = sorted(set(allowed) - set(present))
-    if missing:
-        raise ValueError(f"config is missing {', '.join(section + k for k in missing)}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _positive_int(name: str, value) -> None:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be a positive integer")
+from relgraph_jax.train import fields, losses, optim  # noqa: F401  (their rows of the table)
 
 
 def _check_batchnorm(train_cfg, data_devices: int) -> None:
@@ -59,90 +28,50 @@ def _check_batchnorm(train_cfg, data_devices: int) -> None:
                          f"multiple of train.batch_size={train_cfg.batch_size}")
 
 
-def _bool(name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name}={value!r}: must be True or False")
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-# What a learning rate and a weight decay may be: (the rule in words, the test).
-LR_RANGE = ("> 0", lambda v: v > 0)
-WEIGHT_DECAY_RANGE = (">= 0", lambda v: v >= 0)
+def _input_shape(config) -> tuple:
+    """config.input_shape, which follows data.image_size where the data set is resized to
+    it (streams): one statement of the image size, not two that must agree."""
+    size, given = config.data.get("image_size"), config.input_shape
+    if size is None:
+        if given is None:
+            raise ValueError("config.input_shape is unset: give the images' (H, W, C), e.g. "
+                             "(32, 32, 3), or data.image_size for a data set resized to it")
+        return tuple(given)
+    derived = (size, size, 3)
+    if given is not None and tuple(given) != derived:
+        raise ValueError(f"config.input_shape={tuple(given)} contradicts data.image_size={size}, "
+                         "which sets it: leave config.input_shape unset")
+    return derived
 
 
-def _number(name: str, value, rule: str | tuple, test=None) -> None:
-    """A finite real number passing `test` (`rule` says it in words), else one line naming
-    the field. NaN and infinity pass no rule: they would only surface as failed variants."""
-    if isinstance(rule, tuple):
-        rule, test = rule
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r}: must be a number {rule}, got "
-                         f"{type(value).__name__}")
-    if not (math.isfinite(value) and test(value)):
-        raise ValueError(f"{name}={value!r}: must be {rule} and finite")
-
-
-def _check_grid(grid) -> None:
-    """Each grid field is a list of distinct numbers in its train field's range (a value
-    listed twice would train the same variants twice, which the analysis would count as
-    more seeds)."""
-    unknown = sorted(set((grid or {}).keys()) - set(GRID_FIELDS))
-    if unknown:
-        raise ValueError(f"config.grid has unknown field(s) {unknown}; allowed: {list(GRID_FIELDS)}")
-    ranges = {"lr": LR_RANGE, "weight_decay": WEIGHT_DECAY_RANGE}
-    for name, values in (grid or {}).items():
-        if values is None:
-            continue
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise ValueError(f"grid.{name}={values!r}: must be a list of numbers, e.g. "
-                             f"(0.1, 0.05), or () for train.{name} alone")
-        for i, v in enumerate(values):
-            _number(f"grid.{name}[{i}]", v, ranges[name])
-        repeated = sorted({v for v in values if list(values).count(v) > 1})
-        if repeated:
-            raise ValueError(f"grid.{name}={tuple(values)!r} lists {repeated[0]!r} twice: each "
-                             "setting would train the same variants twice")
-
-
-def validate_config(config) -> None:
-    """Checks the structure and ranges of a training config (not graphs or data files)."""
-    _check_keys("", config.keys(), TOP_LEVEL)
-    train_cfg = config.train
-    _check_keys("train.", train_cfg.keys(), TRAIN_FIELDS)
-    _check_keys("mesh.", config.mesh.keys(), MESH_FIELDS)
-    for name in ("batch_size", "epochs", "eval_every", "eval_batch_size", "steps_per_call",
-                 "log_every_steps", "width_buckets"):
-        _positive_int(f"train.{name}", train_cfg[name])
-    if not _is_int(train_cfg.variant_batch) or train_cfg.variant_batch < 0:
-        raise ValueError(f"train.variant_batch={train_cfg.variant_batch!r}: must be a positive integer, "
-                         "or 0 for all of a device's variants at once")
-    if train_cfg.compute_dtype not in COMPUTE_DTYPES:
-        raise ValueError(f"train.compute_dtype={train_cfg.compute_dtype!r}: allowed {list(COMPUTE_DTYPES)}")
-    if not _is_int(train_cfg.checkpoint_every_steps) or train_cfg.checkpoint_every_steps < 0:
-        raise ValueError(f"train.checkpoint_every_steps={train_cfg.checkpoint_every_steps!r}: must be "
-                         ">= 0 (0 = checkpoint only after evaluations)")
-    _positive_int("seeds", config.seeds)
+def validate_config(config) -> ml_collections.ConfigDict:
+    """Checks the structure and ranges of a training config (not graphs or data files) and
+    returns it completed: the modules config.imports names imported (they may register
+    graph kinds, families or fields), every field it leaves out at its default
+    (config_fields), input_shape derived."""
+    extensions.load(config.get("imports") or ())
+    if "model" not in config:
+        raise ValueError("config is missing model (a family's block, e.g. "
+                         "models.default_config('mlp'))")
+    config = config_fields.complete(config)
+    models.settings(config.model)
+    config.input_shape = _input_shape(config)
     check_mesh(config.mesh.data, config.mesh.devices)
-    _check_batchnorm(train_cfg, config.mesh.data)
-    _bool("train.nesterov", train_cfg.nesterov)
-    _bool("budget_match", config.budget_match)
-    _number("train.lr", train_cfg.lr, LR_RANGE)
-    _number("train.momentum", train_cfg.momentum, "in [0, 1)", lambda v: 0 <= v < 1)
-    _number("train.weight_decay", train_cfg.weight_decay, WEIGHT_DECAY_RANGE)
-    _check_grid(config.grid)
+    _check_batchnorm(config.train, config.mesh.data)
     data_spec.parse(config.data)
     _check_search(config)
+    return config
 
 
 def _check_search(config) -> None:
-    """The live search block (search/live.py); checked whether or not the search is on."""
+    """The live search's rungs against the epochs and its metric against the data (its
+    fields' own checks are in the table, search/live.py); checked whether or not the
+    search is on."""
     search = config.search
-    _check_keys("search.", search.keys(), search_live.FIELDS)
-    if search.policy not in search_live.POLICIES:
-        raise ValueError(f"search.policy={search.policy!r}: allowed {list(search_live.POLICIES)}")
-    if search.metric not in search_live.METRICS:
-        raise ValueError(f"search.metric={search.metric!r}: allowed {list(search_live.METRICS)}")
-    if not isinstance(search.keep_complete, bool):
-        raise ValueError(f"search.keep_complete={search.keep_complete!r}: must be True or False")
     try:
         policy = search_live.policy_of(search)
     except ValueError as e:

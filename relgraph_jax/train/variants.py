@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from relgraph_jax import budget as budget_lib
+from relgraph_jax import config_fields
 from relgraph_jax import graphs as graphs_lib
 from relgraph_jax import models as models_lib
 from relgraph_jax import relational
@@ -59,7 +60,7 @@ def _finite_or_none(x) -> float | None:
 def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:
     """The hyper-parameter grid as (names that vary, list of {lr, weight_decay})."""
     grid = config.get("grid", {}) or {}
-    fields = validate.GRID_FIELDS
+    fields = tuple(config_fields.fields_of("grid"))
     axes = {name: tuple(grid.get(name) or ()) or (config.train[name],) for name in fields}
     varying = tuple(name for name in fields if grid.get(name))
     combos = [dict(zip(fields, values)) for values in itertools.product(*axes.values())]

@@ -20,7 +20,7 @@ import os
 import socket
 import tempfile
 
-from relgraph_jax import machine, results
+from relgraph_jax import config_fields, machine, results
 
 CONFIG_FILE = "config.json"
 DATA_FILE = "data.json"
@@ -30,18 +30,6 @@ CHECKPOINTS_DIR = "checkpoints"
 
 class WorkdirError(ValueError):
     """The workdir cannot be used as it is; the message says why and what to do."""
-
-# Fields that may change between a run and its resume: how often to log, save and call
-# the device, and the layout of the variants over devices and programs (checkpoints hold
-# each variant by id). Layout changes leave results bitwise equal for mesh.devices and
-# equal to float32 rounding for the others (another split of the batch, of the buckets'
-# padding or of the variants vmapped together reorders floating-point sums). The worker
-# processes and prefetch depth of a streamed data set change no batch (data/stream.py), and
-# where the CIFAR release is cached changes no byte of it (its MD5 is in data.json).
-RUN_CONTROL_FIELDS = ("train.log_every_steps", "train.steps_per_call", "mesh.devices",
-                      "mesh.data", "train.checkpoint_every_steps", "train.width_buckets",
-                      "train.variant_batch", "data.workers", "data.prefetch", "data.cache_dir")
-
 
 def _flatten(d, prefix=""):
     out = {}
@@ -55,18 +43,20 @@ def _flatten(d, prefix=""):
 
 
 def config_identity(config_dict: dict) -> dict:
-    """The flattened config minus run-control fields: what a workdir's results depend on.
-
-    A field at a value that changes nothing is left out too, so that workdirs made before
-    the field existed still resume: a field left unset (None, e.g. an ImageNet config's
-    data.path and data.tfds_data_dir), data.validation_size=0 (no validation split) and the
-    search block while search.policy is "none". An active search is part of the identity.
-    """
+    """The flattened config minus what its results do not depend on: run-control fields,
+    fields at their default and fields inert in it (the config-field table,
+    `config_fields.identity`), and model fields at their family's default. A workdir made
+    before a field existed therefore resumes while the field stays at its default."""
+    from relgraph_jax import models  # jax and flax: only where a workdir is compared
     flat = _flatten(json.loads(json.dumps(config_dict, default=list)))
-    inert = {k for k, v in flat.items()
-             if v is None or (k == "data.validation_size" and v == 0)
-             or (k.startswith("search.") and flat.get("search.policy", "none") == "none")}
-    return {k: v for k, v in flat.items() if k not in RUN_CONTROL_FIELDS and k not in inert}
+    kept = config_fields.identity(flat)
+    name = flat.get("model.name")
+    if name not in models.FAMILIES:  # its module not imported here: every field counts
+        return kept
+    family = _flatten({"model": models.default_config(name).to_dict()})
+    family = json.loads(json.dumps(family, default=list))
+    return {k: v for k, v in kept.items()
+            if k == "model.name" or k not in family or family[k] != v}
 
 
 def check_writable(workdir: str) -> None:
