@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from relgraph_jax import data as data_lib
-from relgraph_jax.train import mesh as mesh_lib, trainer, variants as variants_lib
+from relgraph_jax.train import mesh as mesh_lib, trainer, validate, variants as variants_lib
 
 PATHS = {
     "reference": {},
@@ -47,7 +47,7 @@ def _config(path: str, graphs: str, overrides: dict, data_path: str | None):
     for dotted, value in overrides.items():
         section, name = dotted.split(".")
         config[section][name] = value
-    return config
+    return validate.validate_config(config)  # completed: defaults, input_shape derived
 
 
 def loss_curve(config, steps: int, window: int) -> np.ndarray:

@@ -67,7 +67,7 @@ def _load_config(path: str, graphs: str, seeds: int, overrides):
             raise ValueError(f"--set {section}.{name}: unknown field; allowed: "
                              f"{sorted(config[section].keys())}")
         config[section][name] = value
-    return config
+    return validate.validate_config(config)  # completed: defaults, input_shape derived
 
 
 def _synthetic(config, num_train: int) -> data_lib.Dataset:

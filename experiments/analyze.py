@@ -79,8 +79,9 @@ def main(argv):
         raise ValueError("--reference_epoch needs --reference")
     from relgraph_jax import extensions
     for workdir in (_WORKDIR.value, _COMPARE.value, _REFERENCE.value):
-        if workdir:  # its run's own graph kinds and families (config.imports)
-            extensions.load_recorded(workdir)
+        notice = workdir and extensions.load_recorded(workdir)  # its config.imports
+        if notice:
+            print(f"experiments.analyze: {notice}", file=sys.stderr)
     from relgraph_jax.analysis import write_report
     command = "python -m experiments.analyze " + shlex.join(sys.argv[1:])
     path = write_report(_WORKDIR.value, out=_OUT.value, compare=_COMPARE.value,

@@ -48,6 +48,9 @@ def _parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as error:  # a mistyped flag or a value of the wrong type
+        refusal = _raised_by_config_file(error)
+        if refusal is not None and "--verbose" not in argv:
+            fail(str(refusal))  # e.g. config.imports naming a module that is not there
         fail(f"{error}; see --helpshort")
     except (KeyError, AttributeError) as error:
         if "--verbose" in argv:
@@ -66,6 +69,18 @@ def _parse_flags(argv):
         if "--verbose" in argv:
             raise
         fail(str(error))
+
+
+def _raised_by_config_file(error: BaseException) -> BaseException | None:
+    """The ValueError or TypeError the config file raised while it loaded, which
+    ml_collections wraps in a flag error holding the traceback as text; None otherwise."""
+    chain, cause = [], error.__cause__ or error.__context__
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    wrapped = [i for i, c in enumerate(chain) if str(c).startswith("Error whilst parsing config file")]
+    inner = chain[wrapped[0] + 1:] if wrapped else []
+    return next((c for c in inner if isinstance(c, (ValueError, TypeError))), None)
 
 
 def run(main) -> None:

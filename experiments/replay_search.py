@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
 
 from absl import flags
 
@@ -145,7 +146,9 @@ def main(argv):
                          "seeds decide)")
     from relgraph_jax import extensions
     for workdir in _WORKDIR.value:  # its run's own graph kinds and families (config.imports)
-        extensions.load_recorded(workdir)
+        notice = extensions.load_recorded(workdir)
+        if notice:
+            print(f"experiments.replay_search: {notice}", file=sys.stderr)
     rows = []
     for workdir in _WORKDIR.value:
         try:

@@ -12,7 +12,9 @@ The budget is counted analytically from the model's layer list (no tracing):
 - params: trainable parameters; graph kernels count their kept weights only, BatchNorm
   its scale and bias, biases where a layer has one.
 Matching is the original code's search (`match`), over the per-stage width list. Results
-are cached.
+are cached. It ends at or above the complete graph's cost (graph2nn's RGRAPH.UPPER=True,
+the paper's) or at or below it (UPPER=False), on FLOPs (graph2nn's only measure) or on
+parameters (the same search; graph2nn has the switch but never uses it).
 """
 from __future__ import annotations
 
@@ -27,13 +29,18 @@ from relgraph_jax import models, relational
 # Rounds of the first, multiplicative search step: the original code ran 15 on CIFAR
 # (32 x 32 inputs) and 9 on ImageNet.
 CIFAR_SCALE_ROUNDS, IMAGENET_SCALE_ROUNDS = 15, 9
+# Where matching ends relative to the complete graph's cost (`side`), and what it counts
+# (`measure`, an index into _cost's (MACs, params, FLOPs)).
+SIDES = ("above", "below")
+MEASURES = {"flops": 2, "params": 1}
 
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
     """A model's per-stage widths and cost for one graph, next to the complete graph's.
 
-    target_flops is what matching aims at: the complete graph's FLOPs at the config's widths.
+    target_flops is what matching on FLOPs (the default) aims at: the complete graph's FLOPs
+    at the config's widths; matching on parameters aims at complete_params.
     """
     widths: tuple
     macs: int
@@ -60,10 +67,16 @@ def count(model_cfg, graph, width, input_shape) -> Budget:
     return _budget(s, graph, models.stage_widths(s, width), shape)
 
 
-def match(model_cfg, graph, input_shape) -> Budget:
-    """The widths the original code's search finds for `graph` (see `search_widths`)."""
+def match(model_cfg, graph, input_shape, side: str = "above", measure: str = "flops") -> Budget:
+    """The widths the original code's search finds for `graph` (see `search_widths`):
+    the complete graph's `measure` ("flops" or "params") matched from `side` ("above": at
+    or above it, "below": at or below)."""
+    if side not in SIDES:
+        raise ValueError(f"budget side {side!r}: allowed {list(SIDES)}")
+    if measure not in MEASURES:
+        raise ValueError(f"budget measure {measure!r}: allowed {list(MEASURES)}")
     s, graph, shape = _normalise(model_cfg, graph, input_shape)
-    return _budget(s, graph, _matched_widths(s, graph, shape), shape)
+    return _budget(s, graph, _matched_widths(s, graph, shape, side, measure), shape)
 
 
 def _normalise(model_cfg, graph, input_shape):
@@ -91,54 +104,60 @@ def _budget(s, graph, widths: tuple, shape) -> Budget:
 
 
 @functools.lru_cache(maxsize=65536)
-def _matched_widths(s, graph, shape) -> tuple:
-    target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)[2]
+def _matched_widths(s, graph, shape, side: str, measure: str) -> tuple:
+    which = MEASURES[measure]
+    target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)[which]
     rounds = CIFAR_SCALE_ROUNDS if shape[:2] == (32, 32) else IMAGENET_SCALE_ROUNDS
-    return search_widths(lambda widths: _cost(s, graph, widths, shape)[2],
-                         models.default_widths(s), target, rounds)
+    return search_widths(lambda widths: _cost(s, graph, widths, shape)[which],
+                         models.default_widths(s), target, rounds, side, measure)
 
 
-def search_widths(flops, widths, target: int, scale_rounds: int) -> tuple:
-    """The original code's width search (graph2nn's train_net.py, UPPER=True), restated.
+def search_widths(cost, widths, target: int, scale_rounds: int, side: str = "above",
+                  measure: str = "flops") -> tuple:
+    """The original code's width search (graph2nn's train_net.py), restated.
 
-    flops(widths) -> FLOPs of the model at that width list; `widths` starts at the
-    family's defaults. Python's round (half to even) throughout, as the original.
-    1. Scale rounds: the first width times round(sqrt(target / flops), 2); every width
+    cost(widths) -> the model's FLOPs (or parameters) at that width list; `widths` starts
+    at the family's defaults; `measure` only names the cost in errors. Python's round
+    (half to even) throughout, as the original.
+    1. Scale rounds: the first width times round(sqrt(target / cost), 2); every width
        keeps its ratio to the first (recomputed from the rounded list each time).
-    2. Step the first width by one channel toward the target, ratios kept, until the
-       FLOPs cross it; end at or above the target (step back if the last step fell below).
+    2. Step the first width by one channel toward the target, ratios kept, until the cost
+       reaches or crosses it; on crossing, end on `side` of the target (step back if the
+       last step crossed to the other side). As in graph2nn, a scale round that lands
+       exactly on the target still takes one step down, which "below" then keeps.
     3. For each later stage i, up to round(width_i / first) one-channel steps toward the
-       target (downward, as step 2 ends at or above it), undoing the step that crosses it.
+       target, undoing the step that crosses it (so "above" ends at or above the target,
+       "below" at or below it).
     """
     widths = list(widths)
-    if flops(tuple(widths)) == target:
+    if cost(tuple(widths)) == target:
         return tuple(widths)
 
     def rescaled(first: int) -> list:
         if first < 1:
             raise ValueError(f"width search reached a first width of {first}: no model of "
-                             f"these stages meets the budget of {target:,} FLOPs")
+                             f"these stages meets the budget of {target:,} {measure}")
         return [int(round(first * (w / widths[0]))) for w in widths]
 
     for _ in range(scale_rounds):
-        scale = round(math.sqrt(target / flops(tuple(widths))), 2)
+        scale = round(math.sqrt(target / cost(tuple(widths))), 2)
         widths = rescaled(int(round(widths[0] * scale)))
-    direction = 1 if flops(tuple(widths)) < target else -1
+    direction = 1 if cost(tuple(widths)) < target else -1
     while True:
         widths = rescaled(widths[0] + direction)
-        current = flops(tuple(widths))
+        current = cost(tuple(widths))
         if current == target:
             break
         if (1 if current < target else -1) != direction:
-            if current < target:
+            if (current < target) == (side == "above"):
                 widths = rescaled(widths[0] - direction)
             break
     steps = [int(round(w / widths[0])) for w in widths]
-    direction = 1 if flops(tuple(widths)) < target else -1
+    direction = 1 if cost(tuple(widths)) < target else -1
     for i in range(1, len(widths)):
         for _ in range(steps[i]):
             widths[i] += direction
-            if (1 if flops(tuple(widths)) < target else -1) != direction:
+            if (1 if cost(tuple(widths)) < target else -1) != direction:
                 widths[i] -= direction
                 break
     return tuple(widths)
@@ -146,8 +165,10 @@ def search_widths(flops, widths, target: int, scale_rounds: int) -> tuple:
 
 @functools.lru_cache(maxsize=65536)
 def _cost(s, graph, widths: tuple, shape) -> tuple[int, int, int]:
-    """(MACs, params, FLOPs) of the model for `graph` at `widths`, over its layer list."""
-    kept = {}  # many layers share a (cin, cout) shape
+    """(MACs, params, FLOPs) of the model for `graph` at `widths`, over its layer list; a
+    graph per block counts each block's own graph."""
+    kept = {}  # many layers share a (cin, cout) shape and graph
+    per_block = hasattr(graph, "block")
     macs = params = flops = 0
     for layer in models.architecture(s, widths, shape, graph.is_complete):
         if layer.kind == "norm":
@@ -155,13 +176,15 @@ def _cost(s, graph, widths: tuple, shape) -> tuple[int, int, int]:
             continue
         if layer.kind == "graph":
             io = (layer.cin, layer.cout)
-            if io not in kept:
-                layer_graph = relational.layer_graph(graph, *io, layer=f"{s.name}: layer {layer.path}")
-                kept[io] = kept_weights(_adjacency(layer_graph), *io, s.partition)
-            weights = layer.window * kept[io]
+            key = io + ((layer.block,) if per_block else ())
+            if key not in kept:
+                layer_graph = relational.layer_graph(relational.block_graph(graph, layer.block),
+                                                     *io, layer=f"{s.name}: layer {layer.path}")
+                kept[key] = kept_weights(_adjacency(layer_graph), *io, s.partition)
+            weights = layer.window * kept[key]
             dense = layer.window * layer.cin * layer.cout
             h, w = layer.out_hw
-            flops += int(dense * (kept[io] / (layer.cin * layer.cout)) * h * w)
+            flops += int(dense * (kept[key] / (layer.cin * layer.cout)) * h * w)
         else:
             weights = layer.window * (layer.cout if layer.kind == "depthwise" else layer.cin * layer.cout)
             flops += weights * layer.positions + (layer.cout if layer.flops_bias else 0)

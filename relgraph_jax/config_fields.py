@@ -23,10 +23,12 @@ import numbers
 from typing import Any, Callable
 
 import ml_collections
+from ml_collections import config_dict
 
 from relgraph_jax.registry import Registry
 
 SECTIONS = ("train", "data", "search", "mesh", "grid")
+GRID_KEYS = ("lr", "weight_decay")  # what a variant carries (train.variants.Variant)
 
 
 class _Required:
@@ -46,7 +48,8 @@ class ConfigField:
     allowed (None: checked elsewhere, as the data block). identity: False for run control
     (how often to log or save, the device layout), which may change between a run and its
     resume. inert: flat identity dict -> True where the field changes nothing (the search
-    fields while search.policy is "none"), so it is left out of the identity there.
+    fields while search.policy is "none"), so it is left out of the identity there. type:
+    for a default of None, what the command line may set it to.
     """
     name: str
     default: Any
@@ -54,6 +57,7 @@ class ConfigField:
     check: Callable[[str, Any], None] | None = None
     identity: bool = True
     inert: Callable[[dict], bool] | None = None
+    type: type | None = None  # the value's type where the default is None (command line)
 
     @property
     def section(self) -> str:
@@ -78,6 +82,17 @@ def register_config_fields(*fields: ConfigField) -> None:
             raise ValueError(f"config field {field.name!r}: its section must be one of "
                              f"{list(SECTIONS)} or none (top-level); model fields belong to a "
                              "family")
+        if not field.section and field.key in ("model",) + SECTIONS:
+            raise ValueError(f"config field {field.name!r} would replace the {field.key} block; "
+                             "choose another name")
+        if field.check is not None and field.default not in (REQUIRED, None) \
+                and field.check(field.name, field.default) is not None:
+            raise TypeError(f"config field {field.name!r}: its check returned a value instead of "
+                            "raising or returning None (number(rule, test) and "
+                            "int_at_least_zero(meaning) make checks; call them)")
+        if field.section == "grid" and field.key not in GRID_KEYS:
+            raise ValueError(f"config field {field.name!r}: a grid sweeps only {list(GRID_KEYS)}, "
+                             "the hyper-parameters each variant carries")
         CONFIG_FIELDS.declare(field, depth=2)
 
 
@@ -96,7 +111,9 @@ def defaults() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict({s: {} for s in SECTIONS})
     for _, f in CONFIG_FIELDS.items():
         if f.default is not REQUIRED:
-            (config[f.section] if f.section else config)[f.key] = f.default
+            value = f.default if f.default is not None or f.type is None else \
+                config_dict.placeholder(f.type)
+            (config[f.section] if f.section else config)[f.key] = value
     return config
 
 
@@ -193,7 +210,6 @@ def number(rule: str, test: Callable[[float], bool]) -> Callable[[str, Any], Non
                              f"{type(value).__name__}")
         if not (math.isfinite(value) and test(value)):
             raise ValueError(f"{name}={value!r}: must be {rule} and finite")
-    check.rule, check.test = rule, test
     return check
 
 
@@ -203,5 +219,7 @@ def one_of(allowed: tuple | Registry) -> Callable[[str, Any], None]:
     def check(name: str, value) -> None:
         names = allowed.names() if isinstance(allowed, Registry) else allowed
         if value not in names:
-            raise ValueError(f"{name}={value!r}: allowed {list(names)}")
+            hint = (" (one of your own: name its module in config.imports, docs/extending.md)"
+                    if isinstance(allowed, Registry) else "")
+            raise ValueError(f"{name}={value!r}: allowed {list(names)}{hint}")
     return check

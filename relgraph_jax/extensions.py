@@ -18,16 +18,22 @@ from relgraph_jax.train.workdir import CONFIG_FILE
 
 
 def _check_imports(name: str, value) -> None:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
-            isinstance(m, str) and m and all(w.isidentifier() for w in m.split("."))
-            for m in value):
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ValueError(f"{name}={value!r}: must be a tuple of module names, e.g. "
                          "('examples.extending.mobius',)")
+    for module in value:
+        if not (isinstance(module, str) and module
+                and all(w.isidentifier() for w in module.split("."))):
+            raise ValueError(f"{name}: {module!r} is not a module name (dotted words, as in "
+                             "examples.extending.mobius, not a file path); several go in a "
+                             "tuple: --config.imports=\"('a', 'b')\"")
 
 
+# Not part of a workdir's identity: what a module registers matters only through the
+# names a config uses (graphs, model.name, train.schedule, ...), which are.
 register_config_fields(ConfigField(
     "imports", (), "modules imported first, registering the config's own graph kinds, "
-    "families, schedules... (docs/extending.md)", _check_imports))
+    "families, schedules... (docs/extending.md)", _check_imports, identity=False))
 
 
 def load(modules: Sequence[str]) -> None:
@@ -42,19 +48,29 @@ def load(modules: Sequence[str]) -> None:
             raise ValueError(f"config.imports: importing {module!r} failed: {error}") from error
         except Exception as error:  # noqa: BLE001  (any failure of a user's module: one line)
             first = str(error).splitlines()[0] if str(error) else ""
-            raise ValueError(f"config.imports: cannot import {module!r} ({type(error).__name__}"
-                             f"{': ' + first if first else ''}); it must be importable from "
-                             "the working directory or the Python path") from error
+            why = f"{type(error).__name__}{': ' + first if first else ''}"
+            missing = isinstance(error, ModuleNotFoundError) and error.name is not None \
+                and module.startswith(error.name)
+            if missing:
+                raise ValueError(f"config.imports: cannot import {module!r} ({why}); it must be "
+                                 "importable from the working directory or the Python path"
+                                 ) from error
+            raise ValueError(f"config.imports: importing {module!r} failed ({why})") from error
 
 
-def load_recorded(workdir: str) -> None:
+def load_recorded(workdir: str) -> str | None:
     """Imports the modules WORKDIR/config.json names in `imports` (none without one), so a
-    tool reading a workdir knows the graph kinds and families its run used."""
+    tool reading a workdir knows the graph kinds and families its run used. The records
+    hold what an analysis needs, so a module that fails is not fatal: returns why, for
+    the tool to print (without them it cannot count the sweep config.json declares)."""
     path = os.path.join(workdir, CONFIG_FILE)
     try:
         with open(path) as f:
             recorded = json.load(f)
     except (OSError, ValueError):
-        return  # no trainer's config here (an imported run): nothing was registered
-    if isinstance(recorded, dict):
-        load(recorded.get("imports") or ())
+        return None  # no trainer's config here (an imported run): nothing was registered
+    try:
+        load(recorded.get("imports") or () if isinstance(recorded, dict) else ())
+    except ValueError as error:
+        return f"{workdir}: {error}; going on without it"
+    return None

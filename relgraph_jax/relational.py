@@ -33,6 +33,13 @@ def as_graph(graph, layer: str = ""):
     return graph
 
 
+def block_graph(graph, index):
+    """The graph of a stage's block `index` (None: a layer outside the blocks): its own
+    draw for a per-block graph (`graphs.per_block`), else `graph` itself."""
+    graph = as_graph(graph)
+    return graph if index is None or not hasattr(graph, "block") else graph.block(index)
+
+
 @functools.lru_cache(maxsize=256)
 def _graph_from_spec(spec: str):
     from relgraph_jax.graphs import RelationalGraph  # deferred: graphs imports networkx

@@ -17,7 +17,8 @@ from relgraph_jax.train.validate import validate_config
 ALL_CONFIGS = sorted(p.stem for p in pathlib.Path(configs.__file__).parent.glob("*.py")
                      if p.stem not in ("__init__", "common"))
 CONFIGS = ["mlp_cifar10", "mlp_cifar10_52", "cnn8_imagenet", "resnet34_imagenet",
-           "resnet34sep_imagenet", "resnet50_imagenet", "efficientnet_b0_imagenet"]
+           "resnet34sep_imagenet", "resnet50_imagenet", "efficientnet_b0_imagenet",
+           "cnn_cifar10", "resnet20_cifar10", "resnet56_cifar10"]
 # Paper values: model family, graph set, seeds, batch size, lr, weight decay, epochs.
 PAPER = {
     "mlp_cifar10": ("mlp", "paper:n64_3942;complete:n=64", 5, 128, 0.1, 5e-4, 200),
@@ -28,6 +29,11 @@ PAPER = {
     "resnet50_imagenet": ("resnet50", "paper:n64_52;complete:n=64", 3, 256, 0.1, 1e-4, 100),
     "efficientnet_b0_imagenet": ("efficientnet_b0", "paper:n16_48;complete:n=16", 3, 512, 0.2,
                                  5e-5, 100),
+    # graph2nn's CIFAR conv configs (cnn_bs128_1gpu_layer3.yaml, resnet20_bs128_1gpu.yaml);
+    # it ran no CIFAR conv sweep: the 52-graph set and the 5 seeds of its CIFAR MLP study.
+    "cnn_cifar10": ("cnn_cifar", "paper:n64_52;complete:n=64", 5, 128, 0.1, 5e-4, 100),
+    "resnet20_cifar10": ("resnet20", "paper:n64_52;complete:n=64", 5, 128, 0.1, 5e-4, 100),
+    "resnet56_cifar10": ("resnet56", "paper:n64_52;complete:n=64", 5, 128, 0.1, 5e-4, 100),
 }
 # The paper's best graph of each model, with its reported C and L (mlp_cifar10_52: the
 # 8-layer CNN's best graph, from the same 52-graph set).
@@ -37,7 +43,11 @@ BEST = {"mlp_cifar10": ("paper:n64_3942/3552", 0.448, 2.479),
         "resnet34_imagenet": ("paper:n64_52/37", 0.367, 2.287),
         "resnet34sep_imagenet": ("paper:n64_52/36", 0.303, 2.048),
         "resnet50_imagenet": ("paper:n64_52/22", 0.636, 1.814),
-        "efficientnet_b0_imagenet": ("paper:n16_48/42", 0.613, 1.892)}
+        "efficientnet_b0_imagenet": ("paper:n16_48/42", 0.613, 1.892),
+        # No reported best on CIFAR conv nets: the 8-layer CNN's and ResNet-34's ImageNet ones.
+        "cnn_cifar10": ("paper:n64_52/27", 0.501, 2.279),
+        "resnet20_cifar10": ("paper:n64_52/37", 0.367, 2.287),
+        "resnet56_cifar10": ("paper:n64_52/37", 0.367, 2.287)}
 
 
 def load(name, arg=None):
@@ -62,8 +72,12 @@ def test_configs_hold_the_papers_settings(name):
     assert (tc.batch_size, tc.lr, tc.weight_decay, tc.epochs) == (batch, lr, wd, epochs)
     assert (tc.momentum, tc.nesterov) == (0.9, True)
     # ImageNet's input shape follows data.image_size: stated once, derived by validation.
-    assert config.input_shape == ((32, 32, 3) if family == "mlp" else None)
-    assert validate_config(config).input_shape == ((32, 32, 3) if family == "mlp" else (224, 224, 3))
+    cifar = config.data.name == "cifar10"
+    assert config.input_shape == ((32, 32, 3) if cifar else None)
+    assert validate_config(config).input_shape == ((32, 32, 3) if cifar else (224, 224, 3))
+    # The CNNs and ResNets state their stem: CIFAR's keeps the 32x32 resolution (docs/models.md).
+    stemless = family in ("mlp", "efficientnet_b0")
+    assert config.model.get("stem") == (None if stemless else "cifar" if cifar else "imagenet")
     data.parse(config.data)
     assert f"experiments/configs/{name}.py" in sys.modules[f"experiments.configs.{name}"].__doc__
 
@@ -101,11 +115,11 @@ def test_runlocal_variant_is_small_and_offline(name):
     validate_config(config)
     records = describe.describe(config)
     assert len(records) == 2 and records[-1]["graph"] == f"complete:n={config.model.nodes}"
-    # The family's tiny model (the brain config keeps its MLP: its network fixes the node
-    # count), well under a million MACs a digit.
+    # A conv family's tiny model, well under a million MACs a digit; the MLP configs keep
+    # their model (small on digits) and the paper's 64-node graphs.
     tiny = models.FAMILIES[config.model.name].tiny
-    assert all(config.model[k] == v for k, v in tiny.items()) != (name == "mlp_cifar10_brain")
-    assert all(r["macs"] < 1_000_000 for r in records)
+    assert all(config.model[k] == v for k, v in tiny.items()) == (config.model.name != "mlp")
+    assert all(r["macs"] < 1_000_000 for r in records) or config.model.name == "mlp"
     assert f"experiments/configs/{name}.py:" in sys.modules[f"experiments.configs.{name}"].__doc__
     with pytest.raises(ValueError, match="unknown config argument 'fast'"):
         load(name, "fast")
@@ -134,7 +148,8 @@ def test_brain_config_trains_the_authors_directed_network_by_default():
         load("mlp_cifar10_brain", "cat,mcvisual")
 
 
-@pytest.mark.parametrize("name", ["mlp_cifar10", "mlp_cifar10_52", "mlp_cifar10_brain"])
+@pytest.mark.parametrize("name", ["mlp_cifar10", "mlp_cifar10_52", "mlp_cifar10_brain",
+                                  "cnn_cifar10", "resnet20_cifar10", "resnet56_cifar10"])
 def test_cifar10_configs_read_the_official_release_and_the_jpeg_copy_only_by_name(name):
     config = load(name)
     assert (config.data.source, config.data.name, config.data.path) == ("cifar", "cifar10", None)

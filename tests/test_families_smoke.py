@@ -17,8 +17,9 @@ from relgraph_jax.data.testing import write_image_folder
 from relgraph_jax.train import trainer
 from helpers import fast_trainer_compiles
 
-# One config module per built-in family (tests/test_models.py runs every registered
-# family at its tiny setting, one forward pass).
+# One config module per paper family (tests/test_models.py runs every registered family at
+# its tiny setting, one forward pass; the CIFAR conv families, which share these modules,
+# train a runlocal in tests/test_cifar_families.py, to keep the suite short).
 CONFIGS = ["mlp_cifar10", "cnn8_imagenet", "resnet34_imagenet", "resnet34sep_imagenet",
            "resnet50_imagenet", "efficientnet_b0_imagenet"]
 

@@ -133,7 +133,7 @@ def test_resolve_expands_sets_in_index_order():
     ("paper:n32_1", "unknown paper graph set 'n32_1'; allowed: n64_52, n64_449"),
     ("brain:dog", "unknown brain network 'dog'; allowed: mcwhole, mcvisual, cat"),
     ("brain:cat/up", "variant 'up'; allowed: brain:cat, brain:cat/sym or brain:cat/published"),
-    ("grid:n=4", "unknown kind 'grid'; allowed kinds: ws, paper, brain"),
+    ("mesh:n=4", "unknown kind 'mesh'; allowed kinds: ws, paper, brain"),
     ("er:n=64,p=2,seed=0", r"p must lie in \[0, 1\], got 2.0"),
     ("ba:n=64,m=64,seed=0", r"m must be an integer in \[1, 63\], got 64"),
     ("edges:n=3,0-5", "edge \\(0, 5\\) has a node outside 0..2"),
@@ -182,7 +182,8 @@ def test_a_registered_kind_is_everywhere_a_built_in_is():
         assert "cube" in kinds.GRAPH_KINDS.names() and "| `cube` | `cube:d=3` |" in \
             kinds.markdown_table()
         with pytest.raises(ValueError, match=r"allowed kinds: ws, paper, brain, complete, ring, "
-                                             r"er, ba, edges, cube "):
+                                             r"er, ba, regular, gnm, cycle, hypercube, grid, "
+                                             r"tree, random, edges, .*cube "):
             resolve("tesseract:d=4")
         with pytest.raises(ValueError, match=r"'cube' needs its parameters after a colon: "
                                              r"cube:d=\.\."):
@@ -190,7 +191,7 @@ def test_a_registered_kind_is_everywhere_a_built_in_is():
         with pytest.raises(ValueError, match=r"building this 1,073,741,824-node graph"):
             resolve("cube:d=30")  # refused from its size, before any of it is built
         with pytest.raises(ValueError, match=r"has no recipe to rebuild it at 4 nodes \(only "
-                                             r"ws:, paper: and complete: graphs do\)"):
+                                             r"ws:, paper:, complete: and per_block: graphs do\)"):
             cube.with_nodes(4)
         with pytest.raises(ValueError, match=r"graph kind 'cube' is already registered \(by "
                                              r"my_kinds\); choose another name"):

@@ -13,14 +13,14 @@ import ml_collections
 import numpy as np
 import pytest
 
-from experiments.configs import common, quickstart, resnet34_imagenet
-from relgraph_jax import config_fields, extensions
+from experiments.configs import common, mlp_cifar10, quickstart, resnet34_imagenet
+from relgraph_jax import config_fields, extensions, results
 from relgraph_jax.config_fields import ConfigField
 from relgraph_jax.registry import Component
-from relgraph_jax.train import losses, optim, schedules
+from relgraph_jax.train import losses, optim, schedules, trainer
 from relgraph_jax.train.validate import validate_config
 from relgraph_jax.train.workdir import config_identity
-from helpers import registrations_undone
+from helpers import fast_trainer_compiles, registrations_undone
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -65,7 +65,9 @@ def test_a_registered_component_is_listed_everywhere(registry, marker, field):
         assert "throwaway" in registry.names()
         assert "| `throwaway` | a test's entry |" in registry.markdown_table()
         message = _bad_value_message(field, "nope")
-        assert message == f"{field}='nope': allowed [{', '.join(map(repr, registry.names()))}]"
+        assert message == (f"{field}='nope': allowed [{', '.join(map(repr, registry.names()))}] "
+                           "(one of your own: name its module in config.imports, "
+                           "docs/extending.md)")
         assert "'throwaway'" in message
     assert "throwaway" not in registry.names()
     with pytest.raises(ValueError, match=rf"^{registry.what} '{builtin}' is already registered "
@@ -106,7 +108,7 @@ def test_a_new_field_is_one_row_and_old_workdirs_resume():
     code) keep their identity; a new row reaches the configs, the checks and the docs
     table, and changes a workdir's identity only when set away from its default."""
     before = json.loads((FIXTURES / "configs_before_field_table.json").read_text())
-    for name, module in (("quickstart:None", quickstart),
+    for name, module in (("quickstart:None", quickstart), ("mlp_cifar10:None", mlp_cifar10),
                          ("resnet34_imagenet:None", resnet34_imagenet)):
         now = validate_config(module.get_config()).to_dict()
         assert config_identity(before[name]) == config_identity(now)
@@ -128,6 +130,23 @@ def test_a_new_field_is_one_row_and_old_workdirs_resume():
             config_fields.register_config_fields(row)
     finally:
         config_fields.CONFIG_FIELDS.unregister("train.warmup_epochs")
+
+
+def test_a_row_that_could_not_work_is_refused_when_registered():
+    """A top-level field named like a block, a check factory passed uncalled (it would
+    accept everything), a default its own check refuses: each fails at registration."""
+    cases = [(ConfigField("train", 1, "shadows the block"),
+              r"^config field 'train' would replace the train block; choose another name$"),
+             (ConfigField("train.decay", 0.5, "x", config_fields.number),
+              r"^config field 'train\.decay': its check returned a value instead of raising"),
+             (ConfigField("train.decay", 0, "x", config_fields.positive_int),
+              r"^train\.decay=0: must be a positive integer$"),
+             (ConfigField("grid.momentum", (), "x"),
+              r"^config field 'grid\.momentum': a grid sweeps only \['lr', 'weight_decay'\]")]
+    for row, message in cases:
+        with pytest.raises((ValueError, TypeError), match=message):
+            config_fields.register_config_fields(row)
+        assert row.name not in config_fields.CONFIG_FIELDS
 
 
 def test_unknown_and_missing_fields_name_what_is_allowed():
@@ -171,6 +190,7 @@ def test_imports_register_and_are_refused_in_one_line(user_modules):
         "from relgraph_jax.train.schedules import SCHEDULES\n"
         "SCHEDULES.declare(Component('cosine', 'mine', None))\n")
     (user_modules / "user_broken.py").write_text("import no_such_package_here\n")
+    (user_modules / "user_raises.py").write_text("raise RuntimeError('no GPU here')\n")
     config = quickstart.get_config()
     config.imports = ("user_schedule",)
     config.train.schedule = "flat"
@@ -179,14 +199,18 @@ def test_imports_register_and_are_refused_in_one_line(user_modules):
     cases = [(("user_clash",), "config.imports: importing 'user_clash' failed: learning-rate "
               "schedule 'cosine' is already registered (by relgraph_jax.train.schedules); "
               "choose another name"),
-             (("user_broken",), "config.imports: cannot import 'user_broken' "
-              "(ModuleNotFoundError: No module named 'no_such_package_here'); it must be "
-              "importable from the working directory or the Python path"),
+             (("user_broken",), "config.imports: importing 'user_broken' failed "
+              "(ModuleNotFoundError: No module named 'no_such_package_here')"),
              (("user_missing",), "config.imports: cannot import 'user_missing' "
               "(ModuleNotFoundError: No module named 'user_missing'); it must be importable "
               "from the working directory or the Python path"),
+             (("user_raises",), "config.imports: importing 'user_raises' failed "
+              "(RuntimeError: no GPU here)"),
              ("user_schedule", "config.imports='user_schedule': must be a tuple of module "
-              "names, e.g. ('examples.extending.mobius',)")]
+              "names, e.g. ('examples.extending.mobius',)"),
+             (("a,b",), "config.imports: 'a,b' is not a module name (dotted words, as in "
+              "examples.extending.mobius, not a file path); several go in a tuple: "
+              "--config.imports=\"('a', 'b')\"")]
     for imports, message in cases:
         with pytest.raises(ValueError) as error:
             extensions.load(imports)
@@ -203,3 +227,23 @@ def test_experiment_records_its_imports(user_modules):
         train_cfg=common.train(batch_size=8, epochs=1, lr=0.1, weight_decay=0.0,
                                eval_batch_size=8))
     assert (config.imports, config.train.user_knob) == (("user_field",), 3)
+
+
+def test_the_chosen_loss_is_the_one_trained_with(tmp_path):
+    """Twice the cross-entropy, at a learning rate too small to move the weights, records
+    twice the cross-entropy run's training and test losses (the same model, data, seeds)."""
+    def losses_recorded(loss: str) -> tuple[float, float]:
+        config = quickstart.get_config()
+        config.model.update(nodes=8, width=16, stem_width=16)
+        config.graphs, config.train.loss = "complete:n=8", loss
+        config.train.update(batch_size=128, epochs=1, lr=1e-9, steps_per_call=11)
+        workdir = tmp_path / loss
+        trainer.train_and_evaluate(config, str(workdir))
+        record, = results.read_records(str(workdir / results.RESULTS_FILE))
+        return record["train_loss"], record["test_loss"]
+
+    twice = Component("twice", "2 x cross-entropy",
+                      lambda train_cfg: lambda logits, labels: 2 * losses.cross_entropy(logits, labels))
+    with fast_trainer_compiles(), losses.LOSSES.registered("twice", twice):
+        np.testing.assert_allclose(losses_recorded("twice"),
+                                   2 * np.array(losses_recorded("cross_entropy")), rtol=1e-5)

@@ -124,9 +124,10 @@ def runlocal(config: ml_collections.ConfigDict, graphs: str,
     10 classes), `graphs` (with the tiny model's node count), one seed, one short epoch.
     Runs offline on a CPU in minutes.
 
-    tiny=False keeps the config's model, for graphs that fix the node count themselves: a
-    brain network has 71, 52 or 30 nodes and no recipe at fewer channels than nodes, so a
-    tiny model's narrow layers could not take it (the MLP on 8x8 digits is small anyway).
+    tiny=False keeps the config's model: the MLP configs' (small on 8x8 digits anyway,
+    their smoke runs keep the paper's 64-node graphs) and where the graphs fix the node
+    count (a brain network has 71, 52 or 30 nodes and no recipe at fewer channels than
+    nodes, so a tiny model's narrow layers could not take it).
     """
     if tiny:
         config.model.update(models.FAMILIES[config.model.name].tiny)

@@ -25,5 +25,5 @@ def get_config(arg=None):
         "mlp", graphs="paper:n64_3942;complete:n=64", seeds=5, input_shape=common.CIFAR10_SHAPE,
         data=common.cifar10_data(jpeg="jpeg" in options), train_cfg=common.cifar10_recipe())
     if "runlocal" in options:
-        config = common.runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
+        config = common.runlocal(config, graphs="paper:n64_3942/3552;complete:n=64", tiny=False)
     return config

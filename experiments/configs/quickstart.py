@@ -29,5 +29,5 @@ def get_config(arg=None):
     config.train.steps_per_call = 22  # one epoch of the 1437 training digits per call
     config.train.log_every_steps = 22
     if arg == "runlocal":
-        config = common.runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
+        config = common.runlocal(config, graphs="paper:n64_52/27;complete:n=64", tiny=False)
     return config

@@ -16,7 +16,8 @@ from typing import Iterable
 
 import numpy as np
 
-from relgraph_jax import graphs
+from relgraph_jax import config_fields, graphs
+from relgraph_jax.graphs.per_block import PREFIX as PER_BLOCK_PREFIX
 from relgraph_jax.results import (ResultsIndex, index_results, name_some, ranges, read_rows,
                                   schema_problem)
 from relgraph_jax.train.workdir import CONFIG_FILE
@@ -174,7 +175,7 @@ def declared(workdir: str) -> Declared | None:
         with open(os.path.join(workdir, CONFIG_FILE)) as f:
             config = json.load(f)
         grid = config.get("grid") or {}
-        settings = math.prod(len(grid.get(name) or ()) or 1 for name in ("lr", "weight_decay"))
+        settings = math.prod(len(grid.get(name) or ()) or 1 for name in config_fields.GRID_KEYS)
         return Declared(graphs.count(config["graphs"]), settings, int(config["seeds"]),
                         int(config["train"]["epochs"]))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -302,6 +303,12 @@ def select(index: ResultsIndex, epoch: int | None = None, hparams: dict | None =
     graph = np.array([r["graph"] for r in kept], dtype=str)
     seed = _column(kept, "seed", np.int64)
     notes.extend(_seed_notes(graph, seed))
+    per_block = sorted({g for g in graph.tolist() if g.startswith(PER_BLOCK_PREFIX)})
+    if per_block:
+        notes.append(f"{len(per_block)} graph(s) draw a graph per block ({PER_BLOCK_PREFIX}, "
+                     "graph2nn's KEEP_GRAPH=False): each is placed at the C and L of its "
+                     "spec's own graph, as graph2nn records such a run, although its blocks "
+                     f"use other draws of the same recipe: {name_some(per_block)}")
     return Runs(workdir=os.path.dirname(index.path), epoch=epoch,
                 variant=_column(kept, "variant", np.int64), graph=graph, seed=seed,
                 C=_column(kept, "C", np.float64), L=_column(kept, "L", np.float64, missing=math.inf),

@@ -15,8 +15,11 @@ from relgraph_jax.graphs.catalog import (BEST_GRAPHS, BRAIN_NETWORKS, PAPER_SETS
                                          WSFlexGraph, best_graph, brain_adjacency, paper_graph,
                                          paper_set)
 from relgraph_jax.graphs.generators import (barabasi_albert_graph, brain_graph, complete_graph,
-                                            erdos_renyi_graph, ring_graph)
+                                            cycle_graph, erdos_renyi_graph, gnm_graph, grid_graph,
+                                            hypercube_graph, random_mask, random_tree, ring_graph)
 from relgraph_jax.graphs.measures import adjacency_measures, measures
 from relgraph_jax.graphs.kinds import GRAPH_KINDS, GraphKind, Param, register_graph_kind
 from relgraph_jax.graphs.relational_graph import RelationalGraph, count, resolve, ws_spec
+from relgraph_jax.graphs.per_block import (PerBlockGraph, per_block,  # registers per_block:
+                                           per_block_possible)
 from relgraph_jax.graphs.wsflex import ws_flex, ws_flex_edges

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 
 import networkx as nx
+import numpy as np
 
 from relgraph_jax.graphs import catalog
 from relgraph_jax.graphs.wsflex import ws_flex
@@ -49,6 +50,63 @@ def barabasi_albert_graph(n: int, m: int, seed: int) -> nx.Graph:
     _check_int("m", m, 1, n - 1)
     _check_int("seed", seed, 0)
     return nx.barabasi_albert_graph(n, m, seed=seed)
+
+
+def gnm_graph(n: int, m: int, seed: int) -> nx.Graph:
+    """G(n, m): m distinct pairs drawn at random, graph2nn's "er" (its m is
+    n * (n * SPARSITY) // 2); may be disconnected."""
+    _check_int("n", n, 1)
+    _check_int("m", m, 0, n * (n - 1) // 2)
+    _check_int("seed", seed, 0)
+    return nx.gnm_random_graph(n, m, seed=seed)
+
+
+def cycle_graph(n: int) -> nx.Graph:
+    """The n-cycle, graph2nn's "cycle" (equal to the WS-flex ring with k = 2)."""
+    _check_int("n", n, 3)
+    return nx.cycle_graph(n)
+
+
+def hypercube_graph(n: int) -> nx.Graph:
+    """graph2nn's "hypercube": log2(n) dimensions, node i linked to the nodes whose index
+    differs from i in one bit. n must be a power of 2: graph2nn rounds log2(n) down and
+    leaves the nodes beyond 2^d without a graph."""
+    _check_int("n", n, 2)
+    if n & (n - 1):
+        raise ValueError(f"n must be a power of 2 (2, 4, 8, ...), got {n}")
+    return nx.convert_node_labels_to_integers(nx.hypercube_graph(n.bit_length() - 1))
+
+
+def grid_graph(rows: int, cols: int) -> nx.Graph:
+    """graph2nn's "grid": a rows x cols lattice, node (i, j) numbered i * cols + j (its
+    rows are n * SPARSITY, its columns n // rows)."""
+    _check_int("rows", rows, 1)
+    _check_int("cols", cols, 1)
+    return nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, cols))
+
+
+def random_tree(n: int, seed: int) -> nx.Graph:
+    """graph2nn's "tree": the tree of a random Pruefer sequence drawn with
+    random.Random(seed), as networkx 2.3's random_tree (now random_labeled_tree) drew it."""
+    _check_int("n", n, 1)
+    _check_int("seed", seed, 0)
+    return nx.random_labeled_tree(n, seed=seed)
+
+
+def random_mask(n: int, m: int, seed: int) -> nx.DiGraph:
+    """graph2nn's "random" mask, seeded: m of the n * n cells of the (output node, input
+    node) mask drawn without replacement by numpy's RandomState(seed).choice, the call
+    graph2nn makes on numpy's unseeded global state (its m is int(n * n * SPARSITY)).
+    Cell c is the message c % n -> c // n; a drawn diagonal cell is a self-loop, which
+    every RelationalGraph has anyway."""
+    _check_int("n", n, 1)
+    _check_int("m", m, 0, n * n)
+    _check_int("seed", seed, 0, 2 ** 32 - 1)
+    cells = np.random.RandomState(seed).choice(n * n, m, replace=False)
+    graph = nx.DiGraph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((int(c % n), int(c // n)) for c in cells if c % n != c // n)
+    return graph
 
 
 BRAIN_ORIENTATIONS = ("graph2nn", "published", "sym")

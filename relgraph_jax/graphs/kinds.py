@@ -11,7 +11,8 @@ Two shapes of kind:
 - key=value kinds (`params` given): the registry parses and checks the parameters,
   writes the canonical spec (parameters in declared order, shortest number text), checks
   the graph's size against free memory when the kind can tell it (`size`), then calls
-  `build(values)`, which returns a networkx graph or a RelationalGraph;
+  `build(values)`, which returns a networkx graph or a RelationalGraph. Every such kind
+  also takes `directed=1` (`DIRECTED`), graph2nn's directed version of its graph;
 - free-form kinds (`params` None): `build(body)` gets the text after the colon and returns
   a tuple of RelationalGraphs (a set kind such as `paper:` gives several).
 """
@@ -26,9 +27,21 @@ from relgraph_jax.registry import Registry
 
 @dataclasses.dataclass(frozen=True)
 class Param:
-    """A key=value parameter: its name and type (int or float)."""
+    """A key=value parameter: its name and type (int, float, or bool written 0 or 1)."""
     name: str
     type: type
+
+
+DIRECTED = Param("directed", bool)
+"""The option of every key=value kind: directed=1 orients the kind's undirected graph as
+graph2nn's RGRAPH.DIRECTED does (`relational_graph.graph2nn_directed`); the canonical
+spec ends with it, and leaves out directed=0."""
+
+
+def _typed(kind: type, text: str):
+    if kind is bool and text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1" if kind is bool else kind(text)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +55,8 @@ class GraphKind:
     not checked). count: body -> how many graphs the spec names without building them
     (None: one). resize: (values or body, n) -> the spec of the same recipe at n nodes,
     for a layer with fewer channels than nodes (None: the kind has no such recipe).
+    alias_of: for an alias (another name for a kind, e.g. graph2nn's), the kind whose
+    name its canonical spec is written with, so that equal graphs get equal specs.
     """
     name: str
     summary: str
@@ -52,6 +67,7 @@ class GraphKind:
     size: Callable[[dict], tuple[int, float]] | None = None
     count: Callable[[str], int] | None = None
     resize: Callable[[Any, int], str] | None = None
+    alias_of: str = ""
 
     @property
     def form(self) -> str:
@@ -62,8 +78,8 @@ class GraphKind:
 
     def parse(self, body: str) -> dict:
         """The parameters of a key=value body, typed and checked for presence."""
-        allowed = ",".join(f"{p.name}=..." for p in self.params)
-        types = {p.name: p.type for p in self.params}
+        allowed = ",".join(f"{p.name}=..." for p in self.params) + f"[,{DIRECTED.name}=1]"
+        types = {DIRECTED.name: DIRECTED.type, **{p.name: p.type for p in self.params}}
         values = {}
         for item in body.split(","):
             key, sep, text = item.partition("=")
@@ -74,9 +90,10 @@ class GraphKind:
             if key in values:
                 raise ValueError(f"parameter {key} is given twice")
             try:
-                value = types[key](text)
+                value = _typed(types[key], text)
             except ValueError:
-                raise ValueError(f"{key}={text!r} is not a valid {types[key].__name__}") from None
+                what = "0 or 1" if types[key] is bool else f"a valid {types[key].__name__}"
+                raise ValueError(f"{key}={text!r} is not {what}") from None
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{key}={text} must be a finite number")
             values[key] = value
@@ -87,9 +104,18 @@ class GraphKind:
         return values
 
     def spec(self, values: dict) -> str:
-        """The canonical spec of a key=value kind."""
-        return f"{self.name}:" + ",".join(f"{p.name}={number_text(values[p.name])}"
-                                          for p in self.params)
+        """The canonical spec of a key=value kind (an alias's in its kind's name)."""
+        text = f"{self.alias_of or self.name}:" + ",".join(
+            f"{p.name}={number_text(values[p.name])}" for p in self.params)
+        return text + f",{DIRECTED.name}=1" if values.get(DIRECTED.name) else text
+
+    def resized(self, body: str, n: int) -> str:
+        """`resize` of a spec's body: the same recipe at n nodes, directed if it was."""
+        if self.params is None:
+            return self.resize(body, n)
+        values = self.parse(body)
+        spec = self.resize(values, n)
+        return spec + f",{DIRECTED.name}=1" if values.get(DIRECTED.name) else spec
 
 
 def number_text(value) -> str:

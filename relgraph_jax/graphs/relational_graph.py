@@ -16,7 +16,7 @@ import numpy as np
 
 from relgraph_jax import machine
 from relgraph_jax.graphs import catalog, generators
-from relgraph_jax.graphs.kinds import GRAPH_KINDS, GraphKind, Param, register_graph_kind
+from relgraph_jax.graphs.kinds import DIRECTED, GRAPH_KINDS, GraphKind, Param, register_graph_kind
 from relgraph_jax.graphs.measures import average_clustering, total_distance, undirected_simple
 from relgraph_jax.graphs.wsflex import ws_flex_edges
 
@@ -126,8 +126,7 @@ class RelationalGraph:
             able = [f"{k}:" for k, entry in GRAPH_KINDS.items() if entry.resize is not None]
             raise ValueError(f"graph {self.spec!r} has no recipe to rebuild it at {n} nodes "
                              f"(only {', '.join(able[:-1])} and {able[-1]} graphs do)")
-        return RelationalGraph.from_spec(
-            kind.resize(body if kind.params is None else kind.parse(body), n))
+        return RelationalGraph.from_spec(kind.resized(body, n))
 
     @classmethod
     def from_networkx(cls, graph: nx.Graph, spec: str | None = None,
@@ -255,7 +254,7 @@ register_graph_kind(GraphKind(
     ("complete:n=64",), params=(Param("n", int),),
     build=lambda v: generators.complete_graph(v["n"]), size=_pairs,
     resize=lambda v, n: f"complete:n={n}"))
-register_graph_kind(GraphKind(
+_RING = register_graph_kind(GraphKind(
     "ring", "the WS-flex ring before rewiring (p = 0): average degree k, a cycle for k = 2",
     ("ring:n=64,k=4",), params=(Param("n", int), Param("k", float)),
     build=lambda v: generators.ring_graph(v["n"], v["k"]), size=_ring_size))
@@ -269,6 +268,44 @@ register_graph_kind(GraphKind(
     ("ba:n=64,m=3,seed=0",), params=(Param("n", int), Param("m", int), Param("seed", int)),
     build=lambda v: generators.barabasi_albert_graph(v["n"], v["m"], v["seed"]),
     size=lambda v: (v["n"], v["m"] * max(v["n"] - v["m"], 0))))
+
+
+# graph2nn's other message types (relation_graph.generate_index), each under its own name.
+register_graph_kind(dataclasses.replace(
+    _RING, name="regular", alias_of="ring", examples=("regular:n=64,k=4",),
+    summary="graph2nn's `regular` (WS with p = 0), an alias of `ring`: its spec is written "
+            "ring:n=..,k=..; networkx's watts_strogatz_graph(n, k, 0) for an even k"))
+register_graph_kind(GraphKind(
+    "gnm", "Erdos-Renyi G(n, m), graph2nn's `er`: m distinct pairs drawn at random (graph2nn's "
+    "m = n (n SPARSITY) // 2; may be disconnected)", ("gnm:n=64,m=256,seed=0",),
+    params=(Param("n", int), Param("m", int), Param("seed", int)),
+    build=lambda v: generators.gnm_graph(v["n"], v["m"], v["seed"]),
+    size=lambda v: (v["n"], v["m"])))
+register_graph_kind(GraphKind(
+    "cycle", "graph2nn's `cycle`: the n-cycle (n >= 3)", ("cycle:n=64",),
+    params=(Param("n", int),), build=lambda v: generators.cycle_graph(v["n"]),
+    size=lambda v: (v["n"], v["n"])))
+register_graph_kind(GraphKind(
+    "hypercube", "graph2nn's `hypercube`: n = 2^d nodes, i linked to the d nodes whose index "
+    "differs in one bit", ("hypercube:n=64",), params=(Param("n", int),),
+    build=lambda v: generators.hypercube_graph(v["n"]),
+    size=lambda v: (v["n"], v["n"] * v["n"].bit_length() / 2)))
+register_graph_kind(GraphKind(
+    "grid", "graph2nn's `grid`: a rows x cols lattice, node (i, j) numbered i cols + j "
+    "(graph2nn's rows = n SPARSITY, cols = n // rows)", ("grid:rows=8,cols=8",),
+    params=(Param("rows", int), Param("cols", int)),
+    build=lambda v: generators.grid_graph(v["rows"], v["cols"]),
+    size=lambda v: (v["rows"] * v["cols"], 2 * v["rows"] * v["cols"])))
+register_graph_kind(GraphKind(
+    "tree", "graph2nn's `tree`: networkx's random tree on n nodes (a random Pruefer sequence)",
+    ("tree:n=64,seed=0",), params=(Param("n", int), Param("seed", int)),
+    build=lambda v: generators.random_tree(v["n"], v["seed"]), size=lambda v: (v["n"], v["n"])))
+register_graph_kind(GraphKind(
+    "random", "graph2nn's `random` mask, seeded here: m of the n x n mask cells drawn with numpy "
+    "(graph2nn's m = int(n n SPARSITY)); directed, with every self-loop",
+    ("random:n=64,m=1024,seed=0",), params=(Param("n", int), Param("m", int), Param("seed", int)),
+    build=lambda v: generators.random_mask(v["n"], v["m"], v["seed"]),
+    size=lambda v: (v["n"], v["m"])))
 
 
 def _edges(body: str) -> RelationalGraph:
@@ -344,11 +381,29 @@ def _resolve_one(spec: str) -> tuple[RelationalGraph, ...]:
         values = kind.parse(body)
         _check_fits(kind, values)
         graph = kind.build(values)
+        if values.get(DIRECTED.name):
+            return (graph2nn_directed(graph, kind.spec(values)),)
         if isinstance(graph, RelationalGraph):
             return (dataclasses.replace(graph, spec=kind.spec(values), name=""),)
         return (RelationalGraph.from_networkx(graph, spec=kind.spec(values)),)
     except (ValueError, TypeError) as error:
         raise ValueError(f"graph spec {spec.strip()!r}: {error}") from None
+
+
+def graph2nn_directed(graph: nx.Graph | RelationalGraph, spec: str) -> RelationalGraph:
+    """The directed version of an undirected graph as graph2nn's RGRAPH.DIRECTED builds it.
+
+    graph2nn numbers the nodes in the graph's node order (as `from_networkx` does), keeps
+    each networkx edge (u, v), u < v, once, and sets mask entry [u, v], which its layers
+    read as output node u, input node v: the message v -> u. So every edge carries the
+    message from its higher node index to its lower one.
+    """
+    if not isinstance(graph, RelationalGraph):
+        graph = RelationalGraph.from_networkx(graph, spec=spec)
+    if graph.directed:
+        raise ValueError("this kind's graphs are directed already; directed=1 orients "
+                         "undirected kinds only")
+    return RelationalGraph(graph.n, [(v, u) for u, v in graph.edges], True, spec=spec)
 
 
 def _not_a_spec(item) -> str:

@@ -14,10 +14,13 @@ lists its weight layers (`layer_list`) for the budget.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from typing import Any
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 
 from relgraph_jax import relational
 from relgraph_jax.graphs import RelationalGraph
@@ -31,7 +34,7 @@ from relgraph_jax.models.efficientnet import EfficientNet
 from relgraph_jax.models.settings import default_config, settings
 
 __all__ = ["FAMILIES", "CNN", "EfficientNet", "Family", "Layer", "MLP", "ResNet", "architecture",
-           "build", "check_nodes", "default_config", "default_widths", "layer_list",
+           "build", "check_layer_list", "check_nodes", "default_config", "default_widths", "layer_list",
            "register_family", "settings", "stage_widths", "structure"]
 
 # Channel counts do not depend on the image size, so any image shape checks them.
@@ -117,3 +120,24 @@ def default_widths(model_cfg: Any) -> tuple[int, ...]:
     """The config's own per-stage widths: the complete-graph baseline's."""
     return stage_widths(model_cfg, None)
 
+
+@functools.lru_cache(maxsize=None)
+def check_layer_list(name: str) -> None:
+    """A family's contract, checked once per process before its first sweep: at its tiny
+    setting, `layer_list` counts every parameter `init` creates. Budget matching, padding
+    and the memory estimate are counted from it, so a layer it left out would make them
+    silently wrong. Traces the model's shapes only (a fraction of a second)."""
+    from relgraph_jax import budget  # it imports this module
+    cfg = default_config(name)
+    cfg.update(FAMILIES[name].tiny)
+    s = settings(cfg)
+    graph = relational.as_graph(f"complete:n={s.nodes}")
+    module = build(s, graph)
+    shapes = jax.eval_shape(lambda x: module.init(jax.random.key(0), x, train=False),
+                            jnp.zeros((1,) + _PROBE_SHAPE))
+    created = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
+    counted = budget.count(s, graph, None, _PROBE_SHAPE).params
+    if created != counted:
+        raise ValueError(f"model family {name!r}: its layer_list counts {counted:,} parameters at "
+                         f"its tiny setting but init creates {created:,}; layer_list must name "
+                         "every weight layer with the shapes the module builds (docs/extending.md)")

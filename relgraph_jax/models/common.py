@@ -26,6 +26,8 @@ class Layer:
     path: the module path in the Flax parameter tree, "/"-joined.
     window: kernel positions kh * kw; out_hw: output (H, W) it is applied at.
     flops_bias: the original code's FLOP count adds this layer's bias (its SE convs do).
+    block: a graph layer's block index within its stage (None: in no block); a graph per
+    block (`graphs.per_block`) gives each index its own graph.
     """
     path: str
     kind: str
@@ -35,6 +37,7 @@ class Layer:
     out_hw: tuple = (1, 1)
     bias: bool = False
     flops_bias: bool = False
+    block: int | None = None
 
     def __post_init__(self):
         if self.kind not in LAYER_KINDS:
@@ -64,12 +67,40 @@ def same_padding(kernel: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((kernel // 2, kernel // 2),) * 2
 
 
-def pooled_stem(x, width: int, kernel: int, train: bool):
-    """The dense stem of the CNN and ResNets: kxk stride-2 conv, BN, ReLU, 3x3/2 max-pool."""
-    x = nn.Conv(width, (kernel, kernel), strides=2, padding=same_padding(kernel), use_bias=False,
-                kernel_init=CONV_INIT, name="stem")(x)
+STEMS = ("imagenet", "cifar")
+
+
+def dense_stem(x, kind: str, width: int, kernel: int, train: bool):
+    """The dense stem of the CNNs and ResNets: kxk conv, BN, ReLU. "imagenet" convolves at
+    stride 2 and max-pools 3x3/2 (224 -> 56); "cifar" keeps the resolution (stride 1, no
+    pool), as graph2nn builds its stems for CIFAR-10, whose images are only 32x32."""
+    pooled = _pooled(kind, "stem")
+    x = nn.Conv(width, (kernel, kernel), strides=2 if pooled else 1,
+                padding=same_padding(kernel), use_bias=False, kernel_init=CONV_INIT, name="stem")(x)
     x = nn.relu(batch_norm(train, "stem_bn")(x))
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+    if pooled:
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=same_padding(3))
+    return x
+
+
+def stem_layers(kind: str, input_shape, width: int, kernel: int, model: str):
+    """The stem's weight layers (as `dense_stem` builds them) and the (H, W) it hands on."""
+    h, w, c = image_shape(input_shape, model)
+    pooled = _pooled(kind, model)
+    if pooled:
+        h, w = strided(h, 2), strided(w, 2)
+    layers = [Layer("stem", "dense", c, width, window=kernel * kernel, out_hw=(h, w)),
+              norm_layer("stem_bn", width)]
+    if pooled:
+        h, w = strided(h, 2), strided(w, 2)  # max-pool
+    return layers, h, w
+
+
+def _pooled(kind: str, model: str) -> bool:
+    """Whether the stem downsamples 4x (ImageNet's); ValueError for an unknown stem."""
+    if kind not in STEMS:
+        raise ValueError(f"{model}: unknown stem {kind!r}; allowed: {list(STEMS)}")
+    return kind == "imagenet"
 
 
 def strided(size: int, stride: int) -> int:

@@ -27,6 +27,7 @@ from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_nor
                                         norm_layer, same_padding, strided)
 from relgraph_jax.models.families import Family, common_fields, register_family
 from relgraph_jax.models.settings import choice, fail, positive_int, sequence
+from relgraph_jax.relational import block_graph
 
 ACTIVATIONS = {"swish": nn.swish, "relu": nn.relu}
 EXPANSIONS = ("per_block", "per_stage")
@@ -48,6 +49,7 @@ class MBConvPlan:
     stride: int
     se: int
     skip: bool
+    index: int = 0  # within its stage (a graph per block: its own graph)
 
 
 class MBConv(nn.Module):
@@ -107,7 +109,8 @@ class EfficientNet(nn.Module):
                     kernel_init=CONV_INIT, name="stem")(x)
         x = act(batch_norm(train, "stem_bn")(x))
         for p in self.blocks():
-            x = MBConv(self.graph, p, self.activation, impl=self.impl, partition=self.partition,
+            x = MBConv(block_graph(self.graph, p.index), p, self.activation, impl=self.impl,
+                       partition=self.partition,
                        name=p.name)(x, train)
         x = nn.Conv(self.head_width, (1, 1), use_bias=False, kernel_init=CONV_INIT, name="head_conv")(x)
         x = act(batch_norm(train, "head_bn")(x)).mean(axis=(1, 2))
@@ -132,8 +135,9 @@ class EfficientNet(nn.Module):
                 else:
                     expanded, expand = int(base * ratio), True
                 se = max(1, int(block_in * self.se_ratio)) if self.se_ratio > 0 else 0
-                plans.append(MBConvPlan(f"stage{s}_block{b}", block_in, expand, expanded, cout, kernel,
-                                        block_stride, se, skip=block_stride == 1 and block_in == cout))
+                plans.append(MBConvPlan(f"stage{s}_block{b}", block_in, expand, expanded, cout,
+                                        kernel, block_stride, se,
+                                        skip=block_stride == 1 and block_in == cout, index=b))
             cin = cout
         return plans
 
@@ -146,7 +150,8 @@ class EfficientNet(nn.Module):
         for p in plans:
             path = p.name + "/"
             if p.expand:
-                layers += [Layer(path + "expand", "graph", p.cin, p.expanded, 1, (h, w)),
+                layers += [Layer(path + "expand", "graph", p.cin, p.expanded, 1, (h, w),
+                                 block=p.index),
                            norm_layer(path + "expand_bn", p.expanded)]
             h, w = strided(h, p.stride), strided(w, p.stride)
             layers += [Layer(path + "dw", "depthwise", p.expanded, p.expanded, p.kernel ** 2, (h, w)),
@@ -156,7 +161,8 @@ class EfficientNet(nn.Module):
                                  flops_bias=True),
                            Layer(path + "se_expand", "dense", p.se, p.expanded, bias=True,
                                  flops_bias=True)]
-            layers += [Layer(path + "project", "graph", p.expanded, p.cout, 1, (h, w)),
+            layers += [Layer(path + "project", "graph", p.expanded, p.cout, 1, (h, w),
+                             block=p.index),
                        norm_layer(path + "project_bn", p.cout)]
         layers += [Layer("head_conv", "dense", plans[-1].cout, self.head_width, 1, (h, w)),
                    norm_layer("head_bn", self.head_width),

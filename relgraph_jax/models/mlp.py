@@ -11,6 +11,7 @@ from relgraph_jax.models.common import LINEAR_INIT, Layer, batch_norm, image_sha
 from relgraph_jax.models.families import Family, common_fields, register_family
 from relgraph_jax.models.settings import positive_int
 from relgraph_jax.ops import IMPLS
+from relgraph_jax.relational import block_graph
 
 
 class MLP(nn.Module):
@@ -34,7 +35,8 @@ class MLP(nn.Module):
         x = nn.Dense(self.stem_width, use_bias=False, kernel_init=LINEAR_INIT, name="stem")(x)
         x = nn.relu(batch_norm(train, "stem_bn")(x))
         for i in range(self.depth):
-            x = MaskedDense(self.widths[0], self.graph, impl=self.impl, partition=self.partition,
+            x = MaskedDense(self.widths[0], block_graph(self.graph, i), impl=self.impl,
+                            partition=self.partition,
                             kernel_init=LINEAR_INIT, name=f"graph{i}")(x)
             x = nn.relu(batch_norm(train, f"graph{i}_bn")(x))
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
@@ -48,7 +50,7 @@ class MLP(nn.Module):
                   norm_layer("stem_bn", self.stem_width)]
         cin = self.stem_width
         for i in range(self.depth):
-            layers += [Layer(f"graph{i}", "graph", cin, self.widths[0]),
+            layers += [Layer(f"graph{i}", "graph", cin, self.widths[0], block=i),
                        norm_layer(f"graph{i}_bn", self.widths[0])]
             cin = self.widths[0]
         layers.append(Layer("head", "dense", cin, self.num_classes, bias=True))

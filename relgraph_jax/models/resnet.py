@@ -1,4 +1,5 @@
-"""ResNet-34, ResNet-34-sep and ResNet-50 for ImageNet with relational-graph convs.
+"""ResNet-34, ResNet-34-sep and ResNet-50 for ImageNet, ResNet-20 and ResNet-56 for
+CIFAR-10, with relational-graph convs.
 
 Which convs carry the graph (the rest stay dense):
 - "basic" (ResNet-34): both 3x3 convs of every block and the 1x1 projection shortcut.
@@ -8,6 +9,10 @@ Which convs carry the graph (the rest stay dense):
   rounded half to even as Python's round, stride on the 3x3); the projection shortcut
   stays dense.
 The last BatchNorm of every block can start at zero scale (the paper's ImageNet recipe).
+
+The CIFAR ResNets are graph2nn's 6n+2-layer ones: a CIFAR stem (`stem="cifar"`: stride 1,
+no pool), three stages of n basic blocks (16, 32, 64 channels at 32, 16, 8 pixels), n = 3
+for ResNet-20 and 9 for ResNet-56.
 """
 from __future__ import annotations
 
@@ -18,10 +23,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from relgraph_jax.layers import DepthwiseConv, MaskedConv
-from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, Layer, batch_norm, image_shape,
-                                        norm_layer, pooled_stem, same_padding, strided)
+from relgraph_jax.models.common import (CONV_INIT, LINEAR_INIT, STEMS, Layer, batch_norm,
+                                        dense_stem, norm_layer, same_padding, stem_layers,
+                                        strided)
 from relgraph_jax.models.families import FAMILIES, Family, common_fields, register_family
 from relgraph_jax.models.settings import choice, flag, positive_int, sequence
+from relgraph_jax.relational import block_graph
 
 BLOCKS = ("basic", "separable", "bottleneck")
 BOTTLENECK_EXPANSION = 4
@@ -46,6 +53,7 @@ class BlockPlan:
     cout: int
     stride: int
     shortcut: str
+    index: int = 0  # within its stage (a graph per block: its own graph)
 
 
 class _Block(nn.Module):
@@ -119,7 +127,7 @@ def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer],
     ho, wo = strided(h, p.stride), strided(w, p.stride)
 
     def conv(name, kind, cin, cout, window, out_hw=(ho, wo)):
-        return Layer(f"{p.name}/{name}", kind, cin, cout, window, out_hw)
+        return Layer(f"{p.name}/{name}", kind, cin, cout, window, out_hw, block=p.index)
 
     def norm(name, channels):
         return norm_layer(f"{p.name}/{name}", channels)
@@ -143,7 +151,8 @@ def block_layers(block: str, p: BlockPlan, h: int, w: int) -> tuple[list[Layer],
 
 
 class ResNet(nn.Module):
-    """7x7 stride-2 stem (stem_width) + 3x3 stride-2 max-pool, residual stages, pool, dense head.
+    """Dense stem_kernel x stem_kernel stem (stem_width; `stem` "imagenet": stride 2 + 3x3
+    stride-2 max-pool, "cifar": stride 1, no pool), residual stages, pool, dense head.
 
     Stage s has depths[s] blocks with output width widths[s] (the original code's
     per-stage widths: for the bottleneck these are the outputs, 4x the inner width); the
@@ -158,6 +167,8 @@ class ResNet(nn.Module):
     block: str
     depths: tuple
     stem_width: int
+    stem: str
+    stem_kernel: int
     stage1_projection: Optional[bool]
     zero_init_last_bn: bool
     num_classes: int
@@ -166,10 +177,10 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool):
-        x = pooled_stem(x, self.stem_width, 7, train)
+        x = dense_stem(x, self.stem, self.stem_width, self.stem_kernel, train)
         block = BLOCK_MODULES[self.block]
         for p in self.blocks():
-            x = block(self.graph, p, impl=self.impl, partition=self.partition,
+            x = block(block_graph(self.graph, p.index), p, impl=self.impl, partition=self.partition,
                       zero_init_last_bn=self.zero_init_last_bn, name=p.name)(x, train)
         x = x.mean(axis=(1, 2))
         return nn.Dense(self.num_classes, kernel_init=LINEAR_INIT, name="head")(x)
@@ -200,16 +211,13 @@ class ResNet(nn.Module):
                         "projection shortcut (model shortcut_rule='per_width')")
                 else:
                     shortcut = "identity" if cin == cout else "pad"
-                plans.append(BlockPlan(name, cin, inner, cout, stride, shortcut))
+                plans.append(BlockPlan(name, cin, inner, cout, stride, shortcut, b))
                 cin = cout
         return plans
 
     def layer_list(self, input_shape) -> tuple[Layer, ...]:
-        h, w, c = image_shape(input_shape, "resnet")
-        h, w = strided(h, 2), strided(w, 2)
-        layers = [Layer("stem", "dense", c, self.stem_width, window=49, out_hw=(h, w)),
-                  norm_layer("stem_bn", self.stem_width)]
-        h, w = strided(h, 2), strided(w, 2)  # max-pool
+        layers, h, w = stem_layers(self.stem, input_shape, self.stem_width, self.stem_kernel,
+                                   "resnet")
         plans = self.blocks()
         for p in plans:
             block, h, w = block_layers(self.block, p, h, w)
@@ -220,6 +228,8 @@ class ResNet(nn.Module):
 
 def _check(s) -> None:
     positive_int(s, "stem_width")
+    positive_int(s, "stem_kernel")
+    choice(s, "stem", STEMS)
     choice(s, "block", BLOCKS)
     choice(s, "shortcut_rule", SHORTCUT_RULES)
     flag(s, "zero_init_last_bn")
@@ -229,7 +239,8 @@ def _check(s) -> None:
 
 def _make(s, graph, widths: tuple) -> ResNet:
     return ResNet(graph=graph, widths=widths, block=s.block, depths=s.depths,
-                  stem_width=s.stem_width, stage1_projection=_stage1_projection(s),
+                  stem_width=s.stem_width, stem=s.stem, stem_kernel=s.stem_kernel,
+                  stage1_projection=_stage1_projection(s),
                   zero_init_last_bn=s.zero_init_last_bn, **common_fields(s))
 
 
@@ -242,17 +253,33 @@ def _stage1_projection(s) -> bool | None:
     return FAMILIES[s.name].scaled_widths(s, s.width)[0] != s.stem_width
 
 
-def _family(name: str, block: str, summary: str, **tiny) -> Family:
-    """The three ResNets differ in their block (and ResNet-50 in what its base width is)."""
+def _family(name: str, block: str, summary: str, tiny_stem_width: int, **defaults) -> Family:
+    """The ResNets differ in their block (ResNet-50 also in what its base width is) and the
+    CIFAR ones in depth, widths, stem and classes."""
+    defaults = {**dict(nodes=64, width=64, num_classes=1000, block=block, depths=(3, 4, 6, 3),
+                       stage_ratios=(1, 2, 4, 8), stem="imagenet", stem_width=64, stem_kernel=7,
+                       zero_init_last_bn=True, shortcut_rule="per_width"), **defaults}
     return Family(
-        name, summary,
-        defaults=dict(nodes=64, width=64, num_classes=1000, block=block, depths=(3, 4, 6, 3),
-                      stage_ratios=(1, 2, 4, 8), stem_width=64, zero_init_last_bn=True,
-                      shortcut_rule="per_width"),
+        name, summary, defaults=defaults,
         check=_check, make=_make, stage_ratios=lambda s: tuple(s.stage_ratios),
         width_scale=BOTTLENECK_EXPANSION if block == "bottleneck" else 1,
         structure=lambda module: tuple(p.shortcut for p in module.blocks()),
-        tiny=dict(nodes=8, width=8, depths=(1, 1, 1, 1), **tiny))
+        tiny=dict(nodes=8, width=8, depths=(1,) * len(defaults["depths"]),
+                  stem_width=tiny_stem_width))
+
+
+def _cifar_family(n: int) -> Family:
+    """graph2nn's CIFAR ResNet of depth 6n + 2 (MODEL.DEPTH): n basic blocks in each of
+    three stages of 16, 32, 64 channels (RGRAPH.DIM_LIST) behind a 3x3 stride-1 stem of
+    16. graph2nn's hard-coded ResNet-20 baseline, 40,813,184 FLOPs, is this model's; its
+    code at HEAD builds a 7x7 stem of 64 instead (stem_kernel=7, stem_width=64), whose
+    complete graph would count 58,131,072. No zero-init of the last BN (BN.ZERO_INIT_FINAL_GAMMA
+    stays False in its CIFAR config)."""
+    depth = 6 * n + 2
+    return _family(f"resnet{depth}", "basic", f"ResNet-{depth} (CIFAR-10): 3x3/1 dense stem of "
+                   f"16, no pool; 3 stages of {n} basic blocks, graph layers as ResNet-34",
+                   tiny_stem_width=10, num_classes=10, depths=(n, n, n), stage_ratios=(1, 2, 4),
+                   width=16, stem="cifar", stem_width=16, stem_kernel=3, zero_init_last_bn=False)
 
 
 # tiny: a ResNet-34 stem as wide as the first stage would give the complete graph an
@@ -260,10 +287,12 @@ def _family(name: str, block: str, summary: str, **tiny) -> Family:
 # two compiled programs); a stem of 10 gives both a projection, so they share one.
 register_family(_family("resnet34", "basic", "ResNet-34: 7x7/2 dense stem + max-pool; both 3x3 "
                         "convs of every basic block and the 1x1 projection shortcuts",
-                        stem_width=10))
+                        tiny_stem_width=10))
 register_family(_family("resnet34sep", "separable", "ResNet-34-sep: as ResNet-34, each 3x3 conv "
                         "a dense 3x3 depthwise conv + a graph 1x1 pointwise conv",
-                        stem_width=10))
+                        tiny_stem_width=10))
 register_family(_family("resnet50", "bottleneck", "ResNet-50: all three convs of every "
                         "bottleneck (projections dense); widths are the stage outputs, inner = "
-                        "round(out / 4)", stem_width=8))
+                        "round(out / 4)", tiny_stem_width=8))
+register_family(_cifar_family(3))
+register_family(_cifar_family(9))

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from relgraph_jax import budget
 from relgraph_jax.config_fields import (REQUIRED, ConfigField, boolean, int_at_least_zero, number,
-                                        positive_int, register_config_fields)
+                                        one_of, positive_int, register_config_fields)
 
 LEARNING_RATE = number("> 0", lambda v: v > 0)
 WEIGHT_DECAY = number(">= 0", lambda v: v >= 0)
@@ -64,10 +65,18 @@ def _grid_values(train_check):
 register_config_fields(
     ConfigField("graphs", REQUIRED, "graph specs, `;`-separated (docs/graphs.md)"),
     ConfigField("seeds", 1, "seeds (replicates) per graph", positive_int),
+    ConfigField("graph_per_block", False, "a graph per block, drawn from each seeded graph's "
+                "recipe (graph2nn's KEEP_GRAPH=False; spec form per_block:SPEC, docs/models.md)",
+                boolean),
     ConfigField("budget_match", True, "match every graph's FLOPs to the complete graph's",
                 boolean),
+    ConfigField("budget_side", "above", "where matching ends: at or above the complete "
+                "graph's cost (graph2nn's RGRAPH.UPPER=True) or at or below it (UPPER=False)",
+                one_of(budget.SIDES)),
+    ConfigField("budget_measure", "flops", "what matching counts: FLOPs (graph2nn's) or "
+                "parameters", one_of(tuple(budget.MEASURES))),
     ConfigField("input_shape", None, "the images' (H, W, C); follows data.image_size where "
-                "the data set is resized to it", _image_shape),
+                "the data set is resized to it", _image_shape, type=tuple),
     ConfigField("train.batch_size", REQUIRED, "training batch", positive_int),
     ConfigField("train.epochs", REQUIRED, "training epochs", positive_int),
     ConfigField("train.lr", REQUIRED, "base learning rate", LEARNING_RATE),

@@ -5,7 +5,7 @@ Each is a `Component` in OPTIMIZERS whose `make(train_cfg, schedule)` returns a 
 multiplier `train.schedule` gives (schedules.py). Base learning rate and weight decay are
 injected hyper-parameters so that a hyper-parameter grid can give each variant its own
 values inside one vmapped step. Register one with `OPTIMIZERS.declare(...)`, and its own
-fields with `config_fields.register_config_field` (docs/extending.md).
+fields with `config_fields.register_config_fields` (docs/extending.md).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import optax
 
 from relgraph_jax import config_fields
 from relgraph_jax.registry import Component, Registry
-from relgraph_jax.train.schedules import SCHEDULES
+from relgraph_jax.train.schedules import make_schedule
 
 OPTIMIZERS: Registry[Component] = Registry("optimizer")
 
@@ -47,9 +47,9 @@ config_fields.register_config_fields(
 
 
 def make_optimizer(train_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The optimiser `train_cfg` names, scaled by its schedule, at train.lr and
-    train.weight_decay until `set_hyperparams` gives a variant its own."""
-    schedule = SCHEDULES[train_cfg.schedule].make(train_cfg, steps_per_epoch)
+    """The optimiser `train_cfg` names, scaled by its schedule (with its warmup), at train.lr
+    and train.weight_decay until `set_hyperparams` gives a variant its own."""
+    schedule = make_schedule(train_cfg, steps_per_epoch)
     build = OPTIMIZERS[train_cfg.optimizer].make(train_cfg, schedule)
     return optax.inject_hyperparams(build)(learning_rate=train_cfg.lr,
                                            weight_decay=train_cfg.weight_decay)

@@ -28,9 +28,10 @@ class StepConfig:
     """What a bucket's steps share and never change: the model, optimiser, loss and batch
     layout.
 
-    loss: (logits, labels) -> per-example loss (train/losses.py). bn_group_size: examples per BatchNorm group, 0 for the whole batch. batch_spec: how a
-    batch is split over the mesh's "data" axis (None: not split). compute_dtype: the
-    dtype of the layer arithmetic (parameters stay float32).
+    loss: (logits, labels) -> per-example loss (train/losses.py). bn_group_size: examples
+    per BatchNorm group, 0 for the whole batch. batch_spec: how a batch is split over the
+    mesh's "data" axis (None: not split). compute_dtype: the dtype of the layer arithmetic
+    (parameters stay float32).
     """
     model: nn.Module
     tx: optax.GradientTransformation

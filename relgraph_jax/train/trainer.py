@@ -41,6 +41,7 @@ from relgraph_jax.data.fingerprint import fingerprint as data_fingerprint
 from relgraph_jax.data.summary import summarize as summarize_data
 from relgraph_jax.search import live as search_live
 from relgraph_jax.train import checkpoint as checkpoint_lib
+from relgraph_jax.train import dumps as dumps_lib
 from relgraph_jax.train import feeds, losses, optim, variants as variants_lib
 from relgraph_jax.train import mesh as mesh_lib
 from relgraph_jax.train import periodic
@@ -382,16 +383,19 @@ def _metrics(run: Sweep, num_variants: int) -> dict:
 
 
 def _evaluate_and_record(run, variant_list, grid_names, model_name, step, epoch, store,
-                         search=None) -> set[int]:
-    """Evaluates every variant the sweep still trains, appends the epoch's records, logs a
-    one-line summary. At a rung of a live search, the search decides first (its records
-    of the variants it prunes say so); returns the ids it pruned."""
+                         dumps, search=None) -> set[int]:
+    """Evaluates every variant the sweep still trains, appends the epoch's records (then
+    the epoch's `dumps`, if due), logs a one-line summary. At a rung of a live search, the
+    search decides first (its records of the variants it prunes say so); returns the ids
+    it pruned."""
     metrics = _metrics(run, len(variant_list))
     recs = _records(run.variants, grid_names, model_name, epoch, step, metrics, run.feed.num_test,
                     run.feed.num_val if run.validation else 0)
     pruned = search.decide(epoch, recs) if search else set()
     if store is not None:
         store.append(recs)
+    if dumps.due(epoch):  # every process gathers the states, process 0 writes
+        dumps.write(recs, run.variants, _host_states(run))
     ok = [r["test_error"] for r in recs if r["status"] != "failed"]
     summary = f"mean {np.mean(ok):.2f}% best {min(ok):.2f}%" if ok else "no variant left"
     failed = len(recs) - len(ok)
@@ -517,6 +521,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
     stopped it or None).
     """
     config = validate_config(config)
+    dumps = dumps_lib.Dumps(config, workdir, writer=jax.process_index() == 0)
     variant_list = variants_lib.build_variants(config)
     grid_names, _ = variants_lib.grid_combinations(config)
     data_spec, data_summary, data_id = _check_before_loading(config, workdir, variant_list,
@@ -557,7 +562,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
             _log(f"resumed from checkpoint at step {step} (epoch {step / steps_per_epoch:.2f})")
         if resume.reevaluate:
             _evaluate_and_record(run, variant_list, grid_names, config.model.name, step,
-                                 step // steps_per_epoch, store)
+                                 step // steps_per_epoch, store, dumps)
 
         bn = periodic.PreciseBN(train_cfg.precise_bn_samples, train_cfg.batch_size,
                                 train_cfg.epochs, steps_per_epoch)
@@ -583,7 +588,7 @@ def train_and_evaluate(config, workdir: str, stop_after_steps: int | None = None
             evaluated = evaluation.is_due(chunk)
             if evaluated:
                 pruned = _evaluate_and_record(run, variant_list, grid_names, config.model.name,
-                                              step, chunk.epoch, store, search)
+                                              step, chunk.epoch, store, dumps, search)
                 if pruned:  # the survivors go on in new buckets; the pruned cost nothing
                     run = build_sweep(config, [v for v in run.variants if v.id not in pruned],
                                       source, resident, data_spec, steps_per_epoch, previous=run)

@@ -12,7 +12,7 @@ import ml_collections
 from relgraph_jax import config_fields, extensions, models
 from relgraph_jax.data import spec as data_spec
 from relgraph_jax.search import live as search_live
-from relgraph_jax.train import fields, losses, optim  # noqa: F401  (their rows of the table)
+from relgraph_jax.train import dumps, fields, losses, optim  # noqa: F401  (their rows of the table)
 
 
 def _check_batchnorm(train_cfg, data_devices: int) -> None:
@@ -34,9 +34,10 @@ def _is_int(value) -> bool:
 
 def _input_shape(config) -> tuple:
     """config.input_shape, which follows data.image_size where the data set is resized to
-    it (streams): one statement of the image size, not two that must agree."""
+    it (streams, colour: 3 channels): one statement of the image size, not two that must
+    agree. A resident data set's image_size only checks its files, so it needs input_shape."""
     size, given = config.data.get("image_size"), config.input_shape
-    if size is None:
+    if size is None or not data_spec.is_streamed(config.data.source, config.data.name):
         if given is None:
             raise ValueError("config.input_shape is unset: give the images' (H, W, C), e.g. "
                              "(32, 32, 3), or data.image_size for a data set resized to it")
@@ -181,6 +182,10 @@ def check_graphs(config, graphs) -> None:
         raise ValueError(f"search.keep_complete=True keeps the complete graph as a baseline, but "
                          f"the sweep has none; add complete:n={config.model.nodes} to the graphs "
                          "or set search.keep_complete=False")
+    if config.model.get("impl") == "gather" and any(hasattr(g, "block") for g in graphs):
+        raise ValueError("model.impl='gather' pads every layer's tables to one graph's "
+                         "in-degree, but a graph per block (per_block:, graph_per_block) gives "
+                         "each block its own: use model.impl='mask'")
     if config.model.get("impl") == "blocks" and len(specs) > 1:
         raise ValueError(f"model.impl='blocks' compiles one graph's blocks into the program, but "
                          f"this sweep has {len(specs)} graphs; use model.impl='mask' or (MLP) "

@@ -24,7 +24,6 @@ from relgraph_jax import relational
 from relgraph_jax.train import validate
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Variant:
     id: int
@@ -60,7 +59,7 @@ def _finite_or_none(x) -> float | None:
 def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:
     """The hyper-parameter grid as (names that vary, list of {lr, weight_decay})."""
     grid = config.get("grid", {}) or {}
-    fields = tuple(config_fields.fields_of("grid"))
+    fields = config_fields.GRID_KEYS
     axes = {name: tuple(grid.get(name) or ()) or (config.train[name],) for name in fields}
     varying = tuple(name for name in fields if grid.get(name))
     combos = [dict(zip(fields, values)) for values in itertools.product(*axes.values())]
@@ -68,14 +67,20 @@ def grid_combinations(config) -> tuple[tuple[str, ...], list[dict]]:
 
 
 def build_variants(config) -> list[Variant]:
-    """Resolves graphs, checks them against the model, and matches each one's width."""
+    """Resolves graphs (a graph per block of each seeded one with `graph_per_block`),
+    checks them against the model, and matches each one's width."""
+    models_lib.check_layer_list(config.model.name)
     graphs = graphs_lib.resolve(config.graphs)
+    if config.graph_per_block:
+        graphs = [graphs_lib.per_block(g) if graphs_lib.per_block_possible(g) else g
+                  for g in graphs]
     validate.check_graphs(config, graphs)
     _, combos = grid_combinations(config)
     input_shape = tuple(config.input_shape)
     variants = []
     for g in graphs:
-        b = budget_lib.match(config.model, g, input_shape) if config.budget_match else \
+        b = budget_lib.match(config.model, g, input_shape, config.budget_side,
+                             config.budget_measure) if config.budget_match else \
             budget_lib.count(config.model, g, None, input_shape)
         structure = models_lib.structure(config.model, g, b.widths)
         for hp in combos:
