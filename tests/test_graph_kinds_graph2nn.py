@@ -135,7 +135,11 @@ def test_directed_option_spec_and_narrowing():
     assert RelationalGraph.from_spec(graph.spec) == graph
     narrow = graph.with_nodes(8)  # the same recipe at 8 nodes, still directed
     assert narrow.spec == "ws:n=8,k=2,p=0.3,seed=1,directed=1" and narrow.directed
-    assert resolve("complete:n=3,directed=1")[0].edges == ((1, 0), (2, 0), (2, 1))
+    assert resolve("cycle:n=3,directed=1")[0].edges == ((1, 0), (2, 0), (2, 1))
+    # The complete graph is the dense baseline everywhere (analysis, search, budget).
+    with pytest.raises(ValueError, match=r"^graph spec 'complete:n=3,directed=1': directed=1 "
+                                         r"would keep one direction of each pair"):
+        resolve("complete:n=3,directed=1")
 
 
 @pytest.mark.parametrize("spec, fragment", [

@@ -1,7 +1,8 @@
 """A graph per block (graph2nn's KEEP_GRAPH=False): each block's graph against graph2nn's
 seeding written out by hand (block i of every stage at seed 100 * seed + i), its masks in
-the built model, the budget counted from each block's own mask, describe, a smoke run on
-the bundled digits and the analysis's note."""
+the built model, the budget counted from each block's own mask and describe. (A per-block
+sweep trains on the bundled digits, and the analysis notes where it places it, in
+tests/test_cifar_families.py's smoke run.)"""
 import numpy as np
 import pytest
 from flax import traverse_util
@@ -9,10 +10,8 @@ from flax import traverse_util
 from experiments import describe
 from experiments.configs import quickstart, resnet34_imagenet
 from relgraph_jax import budget, graphs, models, relational
-from relgraph_jax.analysis import loading
 from relgraph_jax.graphs import RelationalGraph
-from relgraph_jax.train import trainer
-from helpers import fast_trainer_compiles, init_variables
+from helpers import init_variables
 
 SPEC = "ws:n=8,k=4,p=0.5,seed=3"
 
@@ -91,17 +90,3 @@ def test_describe_lists_the_block_graphs_and_complete_graphs_stay():
     mlp.graphs = f"per_block:{SPEC}"
     with pytest.raises(ValueError, match=r"^model.impl='gather' pads every layer's tables"):
         describe.describe(mlp)
-
-
-def test_a_per_block_sweep_trains_and_the_analysis_says_where_it_is_placed(tmp_path):
-    config = quickstart.get_config("runlocal")
-    config.model.update(nodes=8, width=16, stem_width=16)
-    config.graphs = f"per_block:{SPEC};complete:n=8"
-    config.train.update(batch_size=128, steps_per_call=11)
-    with fast_trainer_compiles():
-        assert trainer.train_and_evaluate(config, str(tmp_path))["finished"]
-    runs = loading.load(str(tmp_path))
-    assert sorted(runs.graph.tolist()) == ["complete:n=8", f"per_block:{SPEC}"]
-    placed = dict(zip(runs.graph.tolist(), runs.C.tolist()))
-    assert placed[f"per_block:{SPEC}"] == pytest.approx(RelationalGraph.from_spec(SPEC).C)
-    assert any(note.startswith("1 graph(s) draw a graph per block") for note in runs.notes)

@@ -249,10 +249,18 @@ def _pairs(values: dict, fraction: float = 1.0) -> tuple[int, float]:
     return n, n * (n - 1) / 2 * fraction
 
 
+def _complete(values: dict) -> nx.Graph:
+    if values.get(DIRECTED.name):
+        raise ValueError("directed=1 would keep one direction of each pair (a triangular "
+                         "mask), not the dense layer that complete: stands for as every "
+                         "baseline; leave directed out")
+    return generators.complete_graph(values["n"])
+
+
 register_graph_kind(GraphKind(
     "complete", "complete graph: every pair of nodes linked (the dense layer)",
     ("complete:n=64",), params=(Param("n", int),),
-    build=lambda v: generators.complete_graph(v["n"]), size=_pairs,
+    build=_complete, size=_pairs,
     resize=lambda v, n: f"complete:n={n}"))
 _RING = register_graph_kind(GraphKind(
     "ring", "the WS-flex ring before rewiring (p = 0): average degree k, a cycle for k = 2",

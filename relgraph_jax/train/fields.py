@@ -68,7 +68,8 @@ register_config_fields(
     ConfigField("graph_per_block", False, "a graph per block, drawn from each seeded graph's "
                 "recipe (graph2nn's KEEP_GRAPH=False; spec form per_block:SPEC, docs/models.md)",
                 boolean),
-    ConfigField("budget_match", True, "match every graph's FLOPs to the complete graph's",
+    ConfigField("budget_match", True, "match every graph's cost (budget_measure) to the "
+                "complete graph's",
                 boolean),
     ConfigField("budget_side", "above", "where matching ends: at or above the complete "
                 "graph's cost (graph2nn's RGRAPH.UPPER=True) or at or below it (UPPER=False)",

@@ -65,6 +65,7 @@ def validate_config(config) -> ml_collections.ConfigDict:
     _check_batchnorm(config.train, config.mesh.data)
     data_spec.parse(config.data)
     _check_search(config)
+    dumps.chosen_epochs(config)  # every dumped epoch one the run evaluates
     return config
 
 
