@@ -86,6 +86,23 @@ def cifar10_recipe() -> ml_collections.ConfigDict:
                  variant_batch=0)
 
 
+def cifar10_conv_experiment(family: str, arg: str | None) -> ml_collections.ConfigDict:
+    """graph2nn's CIFAR-10 conv study for `family` (its CIFAR CNN and ResNets): the CIFAR-10
+    recipe over 100 epochs with precise BN from 1024 images, the 52-graph set and the
+    complete graph, 5 seeds, the CIFAR stem stated (never left to the family). Options
+    `jpeg` and `runlocal` as the MLP's; variant_batch=4 only bounds activation memory."""
+    options = get_options(arg, CIFAR10_OPTIONS)
+    recipe = cifar10_recipe()
+    recipe.update(epochs=100, precise_bn_samples=1024, variant_batch=4)
+    config = experiment(family, graphs="paper:n64_52;complete:n=64", seeds=5,
+                        input_shape=CIFAR10_SHAPE, data=cifar10_data(jpeg="jpeg" in options),
+                        train_cfg=recipe)
+    config.model.stem = "cifar"
+    if "runlocal" in options:
+        config = runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
+    return config
+
+
 def imagenet_recipe() -> ml_collections.ConfigDict:
     """CNN / ResNets on ImageNet: batch 256, lr 0.1, 100 epochs, weight decay 1e-4.
 

@@ -30,14 +30,4 @@ from experiments.configs import common
 
 
 def get_config(arg=None):
-    options = common.get_options(arg, common.CIFAR10_OPTIONS)
-    # graph2nn's CIFAR-10 recipe for this model (see the docstring)
-    recipe = common.cifar10_recipe()
-    recipe.update(epochs=100, precise_bn_samples=1024, variant_batch=4)
-    config = common.experiment(
-        "resnet20", graphs="paper:n64_52;complete:n=64", seeds=5, input_shape=common.CIFAR10_SHAPE,
-        data=common.cifar10_data(jpeg="jpeg" in options), train_cfg=recipe)
-    config.model.stem = "cifar"  # stated, not left to the family: never an ImageNet stem here
-    if "runlocal" in options:
-        config = common.runlocal(config, graphs="ws:n=8,k=4,p=0.3,seed=1;complete:n=8")
-    return config
+    return common.cifar10_conv_experiment("resnet20", arg)
