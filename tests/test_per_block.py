@@ -31,7 +31,8 @@ def test_each_block_draws_the_recipe_at_100_seed_plus_its_index():
     paper = RelationalGraph.from_spec("per_block:paper:n64_52/3")  # its row is ws:..,seed=15
     row = graphs.paper_graph("n64_52", 3)
     assert paper.block(1) == RelationalGraph.from_networkx(graphs.ws_flex(64, row.k, row.p, 1501))
-    assert len(graphs.resolve("per_block:paper:n64_52")) == graphs.count("per_block:paper:n64_52") == 52
+    whole_set = "per_block:paper:n64_52"
+    assert len(graphs.resolve(whole_set)) == graphs.count(whole_set) == 52
     with pytest.raises(ValueError, match=r"^graph spec 'per_block:complete:n=8': 'complete:n=8' "
                                          r"has no seed to draw a graph per block from; allowed: "
                                          r"paper: and ws:, .*er:"):
@@ -90,3 +91,25 @@ def test_describe_lists_the_block_graphs_and_complete_graphs_stay():
     mlp.graphs = f"per_block:{SPEC}"
     with pytest.raises(ValueError, match=r"^model.impl='gather' pads every layer's tables"):
         describe.describe(mlp)
+
+
+def test_the_resnet_budget_restarts_the_block_count_in_every_stage():
+    """ResNet-34 with two blocks in stage 0: each graph conv's kept weights are its block's
+    (seed 300 + its index in the stage), at 21 channels per stage (uneven groups)."""
+    cfg = models.default_config("resnet34")
+    cfg.update(nodes=8, width=21, stem_width=21, depths=(2, 1, 1, 1), stage_ratios=(1, 1, 1, 1))
+    shape = (16, 16, 3)
+    widths = models.stage_widths(cfg)
+    per_block = budget.count(cfg, f"per_block:{SPEC}", widths, shape)
+    plain = budget.count(cfg, SPEC, widths, shape)
+    layers = [layer for layer in models.layer_list(cfg, SPEC, widths, shape)
+              if layer.kind == "graph"]
+    assert sorted({layer.block for layer in layers}) == [0, 1]
+
+    def kept(graph, layer) -> int:
+        return int(relational.layer_mask(graph, layer.cin, layer.cout, cfg.partition).sum())
+
+    own = RelationalGraph.from_spec(SPEC)
+    shift = sum(layer.window * layer.positions
+                * (kept(_ws(300 + layer.block), layer) - kept(own, layer)) for layer in layers)
+    assert shift != 0 and per_block.macs == plain.macs + shift
