@@ -105,17 +105,20 @@ class GraphKind:
 
     def spec(self, values: dict) -> str:
         """The canonical spec of a key=value kind (an alias's in its kind's name)."""
-        text = f"{self.alias_of or self.name}:" + ",".join(
-            f"{p.name}={number_text(values[p.name])}" for p in self.params)
-        return text + f",{DIRECTED.name}=1" if values.get(DIRECTED.name) else text
+        return _directed_as(values, f"{self.alias_of or self.name}:" + ",".join(
+            f"{p.name}={number_text(values[p.name])}" for p in self.params))
 
     def resized(self, body: str, n: int) -> str:
         """`resize` of a spec's body: the same recipe at n nodes, directed if it was."""
         if self.params is None:
             return self.resize(body, n)
         values = self.parse(body)
-        spec = self.resize(values, n)
-        return spec + f",{DIRECTED.name}=1" if values.get(DIRECTED.name) else spec
+        return _directed_as(values, self.resize(values, n))
+
+
+def _directed_as(values: dict, spec: str) -> str:
+    """`spec`, ending with directed=1 where `values` ask for it."""
+    return spec + f",{DIRECTED.name}=1" if values.get(DIRECTED.name) else spec
 
 
 def number_text(value) -> str:

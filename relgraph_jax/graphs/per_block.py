@@ -21,7 +21,8 @@ import functools
 
 from relgraph_jax.graphs import catalog
 from relgraph_jax.graphs.kinds import GRAPH_KINDS, GraphKind, register_graph_kind
-from relgraph_jax.graphs.relational_graph import RelationalGraph, count, resolve, ws_spec
+from relgraph_jax.graphs.relational_graph import (RelationalGraph, count, paper_key, resolve,
+                                                  ws_spec)
 
 PREFIX = "per_block:"
 BLOCK_SEED_SCALE = 100  # block i of a stage: seed * BLOCK_SEED_SCALE + i (graph2nn's rule)
@@ -42,8 +43,7 @@ def _seeded_recipe(graph: RelationalGraph) -> str:
     """`graph`'s recipe as a key=value spec with a seed; ValueError for a graph without one."""
     name, _, body = graph.spec.partition(":")
     if name == "paper":
-        set_name, _, index = body.partition("/")
-        row = catalog.paper_graph(set_name, int(index))
+        row = catalog.paper_graph(*paper_key(body))
         return ws_spec(row.n, row.k, row.p, row.seed)
     kind = GRAPH_KINDS[name] if name in GRAPH_KINDS else None
     if kind is None or kind.params is None or "seed" not in [p.name for p in kind.params]:

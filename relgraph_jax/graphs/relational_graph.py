@@ -190,7 +190,7 @@ def _paper_graph(set_name: str, index: int) -> RelationalGraph:
                            spec=f"paper:{set_name}/{index}", name=f"{set_name}/{index}")
 
 
-def _paper_key(body: str) -> tuple[str, int | None]:
+def paper_key(body: str) -> tuple[str, int | None]:
     """(set name, index or None for the whole set) of a paper spec's body, checked."""
     set_name, sep, index_text = body.partition("/")
     catalog.check_paper_set(set_name)
@@ -203,19 +203,19 @@ def _paper_key(body: str) -> tuple[str, int | None]:
 
 
 def _paper(body: str) -> tuple[RelationalGraph, ...]:
-    set_name, index = _paper_key(body)
+    set_name, index = paper_key(body)
     if index is None:
         return tuple(_paper_graph(set_name, i) for i in range(len(catalog.paper_set(set_name))))
     return (_paper_graph(set_name, index),)
 
 
 def _paper_at(body: str, n: int) -> str:
-    row = catalog.paper_graph(*_paper_key(body))
+    row = catalog.paper_graph(*paper_key(body))
     return _ws_at(n, row.k / row.n, row.p, row.seed)
 
 
 def _paper_count(body: str) -> int:
-    set_name, index = _paper_key(body)
+    set_name, index = paper_key(body)
     return len(catalog.paper_set(set_name)) if index is None else 1
 
 

@@ -20,40 +20,36 @@ from relgraph_jax.registry import Component, Registry
 SCHEDULES: Registry[Component] = Registry("learning-rate schedule")
 
 
-def epoch_cosine(steps_per_epoch: int, epochs: int):
-    """Multiplier 0.5 * (1 + cos(pi * epoch / epochs)), constant within an epoch."""
-    def schedule(count):
-        epoch = jnp.floor_divide(count, steps_per_epoch)
-        return 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
-    return schedule
+def per_unit(steps_per_unit: int, of_unit):
+    """The step multiplier `of_unit(t)` throughout unit t of `steps_per_unit` steps: with
+    a unit of an epoch, a rate set once per epoch, as graph2nn's trainer sets it."""
+    return lambda count: of_unit(jnp.floor_divide(count, steps_per_unit))
+
+
+def cosine(epochs: int):
+    """0.5 * (1 + cos(pi * epoch / epochs)) of the epoch."""
+    return lambda epoch: 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
 
 
 SCHEDULES.declare(Component(
     "cosine", "0.5 (1 + cos(pi epoch / epochs)), set once per epoch: the paper's",
-    lambda train_cfg, steps_per_epoch: epoch_cosine(steps_per_epoch, train_cfg.epochs)))
+    lambda train_cfg, steps_per_epoch: per_unit(steps_per_epoch, cosine(train_cfg.epochs))))
 
 config_fields.register_config_fields(config_fields.ConfigField(
     "train.schedule", "cosine", "learning-rate schedule (a name in the schedule table)",
     config_fields.one_of(SCHEDULES)))
 
 
-def epoch_steps(steps_per_epoch: int, boundaries: Sequence[int], mult: float):
-    """Multiplier mult ** (how many of `boundaries` the epoch has reached): graph2nn's
-    `steps` policy, whose OPTIM.STEPS is `boundaries` with a leading 0."""
+def steps(boundaries: Sequence[int], mult: float):
+    """mult ** (how many of `boundaries` the epoch has reached): graph2nn's `steps`
+    policy, whose OPTIM.STEPS is `boundaries` with a leading 0."""
     at = jnp.asarray(tuple(boundaries), jnp.int32)
-
-    def schedule(count):
-        epoch = jnp.floor_divide(count, steps_per_epoch)
-        return jnp.float32(mult) ** jnp.sum(epoch >= at)
-    return schedule
+    return lambda epoch: jnp.float32(mult) ** jnp.sum(epoch >= at)
 
 
-def epoch_exp(steps_per_epoch: int, gamma: float):
-    """Multiplier gamma ** epoch: graph2nn's `exp` policy."""
-    def schedule(count):
-        epoch = jnp.floor_divide(count, steps_per_epoch)
-        return jnp.float32(gamma) ** epoch.astype(jnp.float32)
-    return schedule
+def exp(gamma: float):
+    """gamma ** epoch: graph2nn's `exp` policy."""
+    return lambda epoch: jnp.float32(gamma) ** epoch.astype(jnp.float32)
 
 
 def _lr_steps(name: str, value) -> None:
@@ -70,24 +66,23 @@ def _lr_steps(name: str, value) -> None:
 SCHEDULES.declare(Component(
     "steps", "lr_mult^i from the i-th epoch of `train.lr_steps` on, set once per epoch: "
     "graph2nn's `steps` (OPTIM.STEPS, LR_MULT)",
-    lambda train_cfg, steps_per_epoch: epoch_steps(steps_per_epoch, train_cfg.lr_steps,
-                                                   train_cfg.lr_mult)))
+    lambda train_cfg, steps_per_epoch: per_unit(steps_per_epoch, steps(train_cfg.lr_steps,
+                                                                       train_cfg.lr_mult))))
 SCHEDULES.declare(Component(
     "exp", "lr_gamma^epoch, set once per epoch: graph2nn's `exp` (OPTIM.GAMMA)",
-    lambda train_cfg, steps_per_epoch: epoch_exp(steps_per_epoch, train_cfg.lr_gamma)))
+    lambda train_cfg, steps_per_epoch: per_unit(steps_per_epoch, exp(train_cfg.lr_gamma))))
 
 WARMUP_UNITS = ("epochs", "steps")
 
 
-def linear_warmup(schedule, length: int, steps_per_unit: int, factor: float):
-    """`schedule` times factor + (1 - factor) t / length while t < length, t counting units
-    of `steps_per_unit` steps from 0: graph2nn's warmup (OPTIM.WARMUP_EPOCHS,
-    WARMUP_FACTOR) in epochs, the same ramp step by step with steps_per_unit = 1."""
-    def warmed(count):
-        t = jnp.floor_divide(count, steps_per_unit)
+def linear_warmup(length: int, factor: float):
+    """factor + (1 - factor) t / length of unit t while t < length, then 1: graph2nn's
+    warmup (OPTIM.WARMUP_EPOCHS, WARMUP_FACTOR) in epochs, the same ramp per step in
+    steps."""
+    def ramp(t):
         alpha = t.astype(jnp.float32) / length
-        return schedule(count) * jnp.where(t < length, factor * (1.0 - alpha) + alpha, 1.0)
-    return warmed
+        return jnp.where(t < length, factor * (1.0 - alpha) + alpha, 1.0)
+    return ramp
 
 
 def make_schedule(train_cfg, steps_per_epoch: int):
@@ -97,8 +92,9 @@ def make_schedule(train_cfg, steps_per_epoch: int):
     length = train_cfg.get("warmup", 0)
     if not length:
         return schedule
-    per_unit = steps_per_epoch if train_cfg.warmup_unit == "epochs" else 1
-    return linear_warmup(schedule, length, per_unit, train_cfg.warmup_factor)
+    warmup = per_unit(steps_per_epoch if train_cfg.warmup_unit == "epochs" else 1,
+                      linear_warmup(length, train_cfg.warmup_factor))
+    return lambda count: schedule(count) * warmup(count)
 
 
 config_fields.register_config_fields(
