@@ -4,14 +4,18 @@ The budget is counted analytically from the model's layer list (no tracing):
 - MACs: conv and linear layers only, kept weights x output positions. A graph layer
   keeps exactly the weights its channel mask keeps: sum over node pairs (u, v) the graph
   connects (self-loops included) of |group u of the inputs| x |group v of the outputs|.
-  Depthwise convs count kh*kw*C per position; BatchNorm, pooling, activations nothing.
+  Depthwise convs count kh*kw*C per position; attention's QK^T and AV products (layer
+  kind "product") their multiply-adds; BatchNorm, LayerNorm, softmax, pooling and
+  activations nothing.
 - FLOPs: the original code's count (graph2nn's `flops_count`), which budget matching
   uses: the MACs above, except that a graph layer's count is a float product (dense
   weights x kept fraction x H x W) truncated to an integer, and the SE convs add their
   bias. The paper's GFLOPs are these / 1e9, rounded to 3 decimals (`Budget.gflops`).
 - params: trainable parameters; graph kernels count their kept weights only, BatchNorm
-  its scale and bias, biases where a layer has one.
-Matching is the original code's search (`match`), over the per-stage width list. Results
+  and LayerNorm their scale and bias, biases where a layer has one, and embeddings
+  (a ViT's position embedding and class token) their size.
+Matching is the original code's search (`match`), over the per-stage width list, or a
+family's own (`Family.width_search`: the ViT keeps its width a multiple of its heads). Results
 are cached. It ends at or above the complete graph's cost (graph2nn's RGRAPH.UPPER=True,
 the paper's) or at or below it (UPPER=False), on FLOPs (graph2nn's only measure) or on
 parameters (the same search; graph2nn has the switch but never uses it).
@@ -107,9 +111,14 @@ def _budget(s, graph, widths: tuple, shape) -> Budget:
 def _matched_widths(s, graph, shape, side: str, measure: str) -> tuple:
     which = MEASURES[measure]
     target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)[which]
+    def cost(widths):
+        return _cost(s, graph, widths, shape)[which]
+
+    family_search = models.FAMILIES[s.name].width_search
+    if family_search is not None:
+        return family_search(s, cost, models.default_widths(s), target, side, measure)
     rounds = CIFAR_SCALE_ROUNDS if shape[:2] == (32, 32) else IMAGENET_SCALE_ROUNDS
-    return search_widths(lambda widths: _cost(s, graph, widths, shape)[which],
-                         models.default_widths(s), target, rounds, side, measure)
+    return search_widths(cost, models.default_widths(s), target, rounds, side, measure)
 
 
 def search_widths(cost, widths, target: int, scale_rounds: int, side: str = "above",
@@ -173,6 +182,13 @@ def _cost(s, graph, widths: tuple, shape) -> tuple[int, int, int]:
     for layer in models.architecture(s, widths, shape, graph.is_complete):
         if layer.kind == "norm":
             params += 2 * layer.cout
+            continue
+        if layer.kind == "embedding":
+            params += layer.cin * layer.cout
+            continue
+        if layer.kind == "product":  # activations times activations: no weights
+            work = layer.cin * layer.cout * layer.positions
+            macs, flops = macs + work, flops + work
             continue
         if layer.kind == "graph":
             io = (layer.cin, layer.cout)

@@ -137,10 +137,10 @@ def test_a_row_that_could_not_work_is_refused_when_registered():
     accept everything), a default its own check refuses: each fails at registration."""
     cases = [(ConfigField("train", 1, "shadows the block"),
               r"^config field 'train' would replace the train block; choose another name$"),
-             (ConfigField("train.decay", 0.5, "x", config_fields.number),
-              r"^config field 'train\.decay': its check returned a value instead of raising"),
-             (ConfigField("train.decay", 0, "x", config_fields.positive_int),
-              r"^train\.decay=0: must be a positive integer$"),
+             (ConfigField("train.knob", 0.5, "x", config_fields.number),
+              r"^config field 'train\.knob': its check returned a value instead of raising"),
+             (ConfigField("train.knob", 0, "x", config_fields.positive_int),
+              r"^train\.knob=0: must be a positive integer$"),
              (ConfigField("grid.momentum", (), "x"),
               r"^config field 'grid\.momentum': a grid sweeps only \['lr', 'weight_decay'\]")]
     for row, message in cases:
@@ -153,7 +153,7 @@ def test_unknown_and_missing_fields_name_what_is_allowed():
     config = quickstart.get_config()
     config.train.lr_decay = 0.1
     with pytest.raises(ValueError, match=r"^unknown config key\(s\) train\.lr_decay; allowed in "
-                                         r"train: \['batch_size', "):
+                                         r"train: \['adam_b1', "):
         validate_config(config)
     config = quickstart.get_config()
     del config.train["lr"]

@@ -103,6 +103,19 @@ def cifar10_conv_experiment(family: str, arg: str | None) -> ml_collections.Conf
     return config
 
 
+def transformer_recipe(*, batch_size: int, epochs: int, lr: float, eval_batch_size: int,
+                       warmup_steps: int) -> ml_collections.ConfigDict:
+    """A Vision Transformer's recipe (DeiT's, docs/transformers.md): AdamW (weight decay
+    0.05 on kernels only: no biases, LayerNorm or embeddings), a linear warmup over
+    `warmup_steps` steps from 0 then a per-step cosine, label smoothing 0.1 and gradient
+    clipping at global norm 1. No BatchNorm, so neither groups nor precise BN."""
+    return train(batch_size=batch_size, epochs=epochs, lr=lr, weight_decay=0.05,
+                 eval_batch_size=eval_batch_size, optimizer="adamw", decay="kernels",
+                 schedule="cosine_steps", warmup=warmup_steps, warmup_unit="steps",
+                 warmup_factor=0.0, loss="smoothed_cross_entropy", label_smoothing=0.1,
+                 clip_norm=1.0)
+
+
 def imagenet_recipe() -> ml_collections.ConfigDict:
     """CNN / ResNets on ImageNet: batch 256, lr 0.1, 100 epochs, weight decay 1e-4.
 

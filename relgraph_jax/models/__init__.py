@@ -4,7 +4,8 @@
     variables = model.init(key, images, train=False)        # params, batch_stats, masks
     logits = model.apply(variables, images, train=False)
 
-The families are the registry `FAMILIES` (models/families.py): the paper's six, each
+The families are the registry `FAMILIES` (models/families.py): the paper's, the CIFAR
+families graph2nn adds and a Vision Transformer, each
 registered by its own module, and any a user's module registers. Graph layers are
 relgraph_jax.layers' MaskedDense / MaskedConv, so masks live in the "masks" collection.
 Every module takes `widths`, one width per stage as the original code's width list
@@ -31,11 +32,12 @@ from relgraph_jax.models.mlp import MLP
 from relgraph_jax.models.cnn import CNN
 from relgraph_jax.models.resnet import ResNet
 from relgraph_jax.models.efficientnet import EfficientNet
+from relgraph_jax.models.vit import ViT
 from relgraph_jax.models.settings import default_config, settings
 
 __all__ = ["FAMILIES", "CNN", "EfficientNet", "Family", "Layer", "MLP", "ResNet", "architecture",
            "build", "check_layer_list", "check_nodes", "default_config", "default_widths", "layer_list",
-           "register_family", "settings", "stage_widths", "structure"]
+           "register_family", "settings", "stage_widths", "structure", "ViT"]
 
 # Channel counts do not depend on the image size, so any image shape checks them.
 _PROBE_SHAPE = (32, 32, 3)

@@ -14,7 +14,7 @@ import flax.linen as nn
 CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 LINEAR_INIT = nn.initializers.normal(0.01)
 
-LAYER_KINDS = ("graph", "dense", "depthwise", "norm")
+LAYER_KINDS = ("graph", "dense", "depthwise", "norm", "embedding", "product")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +22,10 @@ class Layer:
     """One weight layer as the compute budget sees it.
 
     kind: "graph" (weights kept where the graph's channel mask is 1), "dense",
-    "depthwise" (one window per channel) or "norm" (BatchNorm scale and bias).
+    "depthwise" (one window per channel), "norm" (BatchNorm or LayerNorm scale and bias),
+    "embedding" (a learned (cin, cout) array added to activations: parameters, no MACs) or
+    "product" (activations times activations, as attention's QK^T and AV: cin x cout
+    MACs per output position, no parameters).
     path: the module path in the Flax parameter tree, "/"-joined.
     window: kernel positions kh * kw; out_hw: output (H, W) it is applied at.
     flops_bias: the original code's FLOP count adds this layer's bias (its SE convs do).

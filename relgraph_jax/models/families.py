@@ -73,7 +73,10 @@ class Family:
     `runlocal`). impls: the `model.impl` values its graph layers allow. width_scale: stage
     widths per unit of base width (ResNet-50's base is its inner width, its stages list the
     outputs). structure: module -> what besides channel counts decides its computation;
-    variants share one zero-padded program only if it is equal.
+    variants share one zero-padded program only if it is equal. width_search: None (the
+    original code's search, `budget.search_widths`) or the family's own, for widths with
+    constraints of their own: (Settings, cost, default widths, target, side, measure) ->
+    widths, `cost` mapping a width tuple to the measure being matched.
     """
     name: str
     summary: str
@@ -85,6 +88,7 @@ class Family:
     impls: tuple[str, ...] = CONV_IMPLS
     width_scale: int = 1
     structure: Callable[[nn.Module], tuple] = lambda module: ()
+    width_search: Callable[..., tuple] | None = None
 
     def scaled_widths(self, s: Settings, width: int) -> tuple[int, ...]:
         """The per-stage widths that base width `width` stands for."""

@@ -80,6 +80,12 @@ def _slot(config, graph, widths, input_shape) -> _Slot:
             params += 2 * layer.cout
             stats += 2 * layer.cout
             continue
+        if layer.kind == "embedding":
+            params += layer.cin * layer.cout
+            continue
+        if layer.kind == "product":
+            activations += layer.cout * layer.positions
+            continue
         if layer.kind == "depthwise":
             weights = layer.window * layer.cout
         elif layer.kind == "graph" and impl == "gather":

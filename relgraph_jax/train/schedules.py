@@ -4,7 +4,8 @@ Each is a `Component` in SCHEDULES whose `make(train_cfg, steps_per_epoch)` retu
 function of the step count (a traced jax integer) to the multiplier of train.lr (and of
 each grid learning rate) at that step. Register one with `SCHEDULES.declare(...)`
 (docs/extending.md). The built-ins are graph2nn's policies (pycls lr_policy), set once
-per epoch as its trainer sets them. `make_schedule` adds the linear warmup
+per epoch as its trainer sets them, and the Transformer's `cosine_steps`, set every step.
+`make_schedule` adds the linear warmup
 (`train.warmup`) to whichever schedule is chosen, so every schedule and optimiser gets it.
 """
 from __future__ import annotations
@@ -26,9 +27,9 @@ def per_unit(steps_per_unit: int, of_unit):
     return lambda count: of_unit(jnp.floor_divide(count, steps_per_unit))
 
 
-def cosine(epochs: int):
-    """0.5 * (1 + cos(pi * epoch / epochs)) of the epoch."""
-    return lambda epoch: 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
+def cosine(length: int):
+    """0.5 * (1 + cos(pi * t / length)) of unit t (an epoch, or a step)."""
+    return lambda t: 0.5 * (1.0 + jnp.cos(jnp.pi * t / length))
 
 
 SCHEDULES.declare(Component(
@@ -71,6 +72,10 @@ SCHEDULES.declare(Component(
 SCHEDULES.declare(Component(
     "exp", "lr_gamma^epoch, set once per epoch: graph2nn's `exp` (OPTIM.GAMMA)",
     lambda train_cfg, steps_per_epoch: per_unit(steps_per_epoch, exp(train_cfg.lr_gamma))))
+SCHEDULES.declare(Component(
+    "cosine_steps", "0.5 (1 + cos(pi step / (epochs x steps per epoch))), set every step: the "
+    "Transformer's (with `train.warmup` in steps)",
+    lambda train_cfg, steps_per_epoch: cosine(train_cfg.epochs * steps_per_epoch)))
 
 WARMUP_UNITS = ("epochs", "steps")
 
