@@ -129,7 +129,7 @@ def executed_macs(config, width, degree_slots: int) -> int:
     total = 0
     for layer in models.layer_list(config.model, f"complete:n={nodes}", width,
                                    tuple(config.input_shape)):
-        if layer.kind == "norm":
+        if layer.kind in ("norm", "embedding"):
             continue
         if layer.kind == "depthwise":
             per_position = layer.cout

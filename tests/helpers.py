@@ -38,8 +38,9 @@ def init_variables(model, x, seed=0):
 
 
 def random_variables(model, x, seed=0):
-    """params and batch_stats of the model's shapes, drawn on the host (compiling a model's
-    random init costs more than its forward pass); BatchNorm variances are 1."""
+    """params and batch_stats (empty without BatchNorm) of the model's shapes, drawn on the
+    host (compiling a model's random init costs more than its forward pass); BatchNorm
+    variances are 1."""
     rng = np.random.default_rng(seed)
     shapes = init_shapes(model, x)
 
@@ -48,7 +49,8 @@ def random_variables(model, x, seed=0):
             return np.ones(leaf.shape, leaf.dtype)
         return (0.3 * rng.standard_normal(leaf.shape)).astype(leaf.dtype)
 
-    return {k: jax.tree_util.tree_map_with_path(draw, shapes[k]) for k in ("params", "batch_stats")}
+    return {k: jax.tree_util.tree_map_with_path(draw, shapes.get(k, {}))
+            for k in ("params", "batch_stats")}
 
 
 def graph_masks(model, graph, input_shape, partition=relational.DEFAULT_PARTITION):

@@ -1,6 +1,7 @@
 """Analysis on synthetic results whose answers are known by construction."""
 import importlib.resources
 import json
+import math
 import os
 import subprocess
 import sys
@@ -217,6 +218,18 @@ def test_per_graph_mean_std_and_baseline():
     assert baseline.complete["graph"] == "complete:n=64" and baseline.best["graph"] == "ws:b"
     assert baseline.gain == pytest.approx(4.0)
     assert analysis.complete_vs_best(analysis.per_graph(_runs([0.1], [2], [3.0]))).gain is None
+    # Complete {33, 34} against ws:b {29, 30}: means 33.5 and 29.5, each variance 0.5, so the
+    # pooled variance is 0.5, the standard error sqrt(0.5 (1/2 + 1/2)) and t = 4 / 0.7071.
+    test = analysis.baseline_ttest(runs, baseline)
+    assert test.t == pytest.approx(4 / math.sqrt(0.5)) and test.seeds == (2, 2)
+    # Student's t on 2 degrees of freedom has the closed-form tail 0.5 (1 - t / sqrt(t^2 + 2)).
+    assert test.pvalue == pytest.approx(0.5 * (1 - test.t / math.sqrt(test.t ** 2 + 2)))
+    assert test.pvalue == pytest.approx(0.0149, abs=1e-4)
+    one_seed = analysis.complete_vs_best(analysis.per_graph(
+        _runs([0.1, 0.2], [2, 2], [30.0, 33.0], graph=["ws:a", "complete:n=64"])))
+    with pytest.raises(analysis.NotEnoughData, match="the complete graph has 1, the best graph 1"):
+        analysis.baseline_ttest(_runs([0.1, 0.2], [2, 2], [30.0, 33.0],
+                                      graph=["ws:a", "complete:n=64"]), one_seed)
 
 
 # ----------------------------------------------------------------------------- grids

@@ -76,7 +76,7 @@ def test_stems_default_to_what_each_family_was_built_for():
     stems = {name: models.default_config(name).get("stem") for name in models.FAMILIES.names()}
     assert stems == dict(mlp=None, cnn8="imagenet", cnn_cifar="cifar", resnet34="imagenet",
                          resnet34sep="imagenet", resnet50="imagenet", resnet20="cifar",
-                         resnet56="cifar", efficientnet_b0=None)
+                         resnet56="cifar", efficientnet_b0=None, vit=None)
     # graph2nn's CIFAR config leaves BN.ZERO_INIT_FINAL_GAMMA off; its ImageNet ones set it.
     assert not models.default_config("resnet20").zero_init_last_bn
     with pytest.raises(ValueError, match=r"^cnn_cifar: model.stem='tpu' is not allowed; expected "

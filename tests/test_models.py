@@ -329,7 +329,7 @@ def test_a_registered_family_is_everywhere_a_built_in_is():
         assert models.FAMILIES.names()[-1] == "mlp1"
         with pytest.raises(ValueError, match=r"unknown model family 'vgg'; allowed: mlp, cnn8, "
                                              r"cnn_cifar, resnet34, resnet34sep, resnet50, "
-                                             r"resnet20, resnet56, efficientnet_b0, mlp1$"):
+                                             r"resnet20, resnet56, efficientnet_b0, vit, mlp1$"):
             models.default_config("vgg")
         cfg = models.default_config("mlp1")
         assert cfg.to_dict() == dict(name="mlp1", impl="mask", partition=relational.DEFAULT_PARTITION,

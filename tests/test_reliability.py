@@ -480,7 +480,7 @@ def test_a_workdir_from_before_unset_config_fields_resumes(tmp_path):
     assert workdir_lib.check_compatible(str(tmp_path), config) is True
     config["data"]["path"] = "/data/imagenet"
     with pytest.raises(workdir_lib.WorkdirError,
-                       match=r"data\.path: '<absent>' there vs '/data/imagenet' now"):
+                       match=r"data\.path: its default there vs '/data/imagenet' now"):
         workdir_lib.check_compatible(str(tmp_path), config)
 
 

@@ -159,11 +159,15 @@ def test_clip_norm_scales_the_gradient_to_its_global_norm_per_variant():
     np.testing.assert_allclose(clipped["kernel"], [-0.06, 0.0], rtol=1e-6)
     np.testing.assert_allclose(clipped["bias"], [-0.08], rtol=1e-6)
     np.testing.assert_allclose(unclipped["kernel"], [-0.03, 0.0], rtol=1e-6)
+    # Vmapped, each variant is clipped by its own norm: the first's gradient of norm 10 to
+    # 1 at lr 0.1, the second's of norm 0.5 left alone at lr 0.2.
     states = [optim.set_hyperparams(tx.init(params), lr, 0.0) for lr in (0.1, 0.2)]
     stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-    twice = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), (big, params))
-    update, _ = jax.vmap(tx.update)(twice[0], stacked, twice[1])
-    np.testing.assert_allclose(update["bias"][:, 0], [-0.08, -0.16], rtol=1e-6)
+    grads = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), big, small)
+    both = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]), params)
+    update, _ = jax.vmap(tx.update)(grads, stacked, both)
+    np.testing.assert_allclose(update["bias"][:, 0], [-0.08, -0.08], rtol=1e-6)
+    np.testing.assert_allclose(update["kernel"][:, 0], [-0.06, -0.06], rtol=1e-6)
 
 
 def test_smoothed_cross_entropy_by_hand():
@@ -209,3 +213,23 @@ def test_a_config_selects_the_recipe():
     assert (train.optimizer, train.loss, train.schedule, train.decay, train.clip_norm,
             train.label_smoothing) == ("adamw", "smoothed_cross_entropy", "cosine_steps",
                                        "kernels", 1.0, 0.1)
+
+
+def test_an_optimisers_own_fields_are_inert_under_another():
+    """adam_b1 changes nothing under SGD, nor momentum under AdamW, nor label_smoothing
+    under plain cross-entropy: none of them changes a workdir's identity there."""
+    def kept(**fields):
+        return set(config_fields.identity({f"train.{k}": v for k, v in fields.items()}))
+    assert kept(optimizer="sgd", adam_b1=0.8) == set()
+    assert kept(optimizer="adamw", adam_b1=0.8) == {"train.optimizer", "train.adam_b1"}
+    assert kept(optimizer="adamw", momentum=0.5, nesterov=False) == {"train.optimizer"}
+    assert kept(momentum=0.5) == {"train.momentum"}
+    assert kept(label_smoothing=0.2) == set()
+    assert kept(loss="smoothed_cross_entropy", label_smoothing=0.2) == {"train.loss",
+                                                                       "train.label_smoothing"}
+
+
+def test_memory_estimate_counts_the_optimisers_state():
+    """SGD keeps one copy of the parameters (momentum), AdamW two (first and second moment)."""
+    from relgraph_jax.train import memory
+    assert (memory._state_copies("sgd"), memory._state_copies("adamw")) == (1, 2)

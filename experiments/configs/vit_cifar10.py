@@ -16,13 +16,14 @@ Smoke run (bundled digits, two graphs, one epoch):
       --workdir=/tmp/vit_cifar10_smoke
 
 The model: DeiT-tiny's width 192, depth 12, 3 heads and MLP ratio 4 with 4x4 patches
-(64 patches + the class token), 16 nodes (12 channels per group, 4 groups per head at the
-complete graph): 365.1 MFLOPs, 5.36 M parameters. The recipe (`common.transformer_recipe`)
-is DeiT's (AdamW, weight decay 0.05 off biases, LayerNorm and embeddings, warmup then
-cosine, label smoothing 0.1) with gradient clipping at norm 1, at batch 128 and lr 5e-4
-(the usual rate for ViTs trained from scratch on CIFAR-10), 200 epochs, 5 epochs of
-warmup (1,950 steps of 390), CIFAR-10's crop and flip; no mixup, RandAugment or
-stochastic depth.
+(64 patches + the class token), 16 nodes (12 channels per group, 5 1/3 groups per head
+at the complete graph): 365.1 MFLOPs, 5.36 M parameters. The recipe
+(`common.transformer_recipe`) takes DeiT's ingredients: AdamW, weight decay 0.05 off
+biases, LayerNorm and embeddings, warmup then a cosine over all steps to 0, label
+smoothing 0.1. It adds gradient clipping at norm 1. Batch 128 and lr 5e-4 (the usual rate
+for ViTs trained from scratch on CIFAR-10), 200 epochs, 5 epochs of warmup (1,950 steps
+of 390, stated in steps: change it with the batch size), CIFAR-10's crop and flip; no
+mixup, RandAugment or stochastic depth.
 """
 from experiments.configs import common
 

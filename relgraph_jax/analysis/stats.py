@@ -99,6 +99,29 @@ def complete_vs_best(table: GraphTable, best: str | None = None) -> Baseline:
                     best=table.row(others[0]) if len(others) else None)
 
 
+@dataclasses.dataclass(frozen=True)
+class BaselineTest:
+    """Complete graph vs best graph over seeds: Student's t and its one-sided p-value."""
+    t: float
+    pvalue: float
+    seeds: tuple[int, int]  # the complete graph's, the best graph's
+
+
+def baseline_ttest(runs: Runs, baseline: Baseline) -> BaselineTest:
+    """Student's two-sample t-test (pooled variance, as the sweet spot's) of the complete
+    graph's seeds against the best graph's, one-sided: is the complete graph's error
+    higher? Raises NotEnoughData, saying why, without two seeds of each."""
+    if baseline.complete is None or baseline.best is None:
+        raise NotEnoughData("the complete graph or every other graph is missing")
+    complete, best = (runs.test_error[runs.graph == row["graph"]]
+                      for row in (baseline.complete, baseline.best))
+    if min(len(complete), len(best)) < 2:
+        raise NotEnoughData(f"the t-test needs at least 2 seeds of each graph; the complete "
+                            f"graph has {len(complete)}, the best graph {len(best)}")
+    result = scipy.stats.ttest_ind(complete, best, equal_var=True, alternative="greater")
+    return BaselineTest(float(result.statistic), float(result.pvalue), (len(complete), len(best)))
+
+
 # ---------------------------------------------------------------------------- heatmaps
 @dataclasses.dataclass(frozen=True, eq=False)
 class Heatmap:

@@ -35,12 +35,10 @@ from relgraph_jax.models.efficientnet import EfficientNet
 from relgraph_jax.models.vit import ViT
 from relgraph_jax.models.settings import default_config, settings
 
-__all__ = ["FAMILIES", "CNN", "EfficientNet", "Family", "Layer", "MLP", "ResNet", "architecture",
-           "build", "check_layer_list", "check_nodes", "default_config", "default_widths", "layer_list",
-           "register_family", "settings", "stage_widths", "structure", "ViT"]
-
-# Channel counts do not depend on the image size, so any image shape checks them.
-_PROBE_SHAPE = (32, 32, 3)
+__all__ = ["FAMILIES", "CNN", "EfficientNet", "Family", "Layer", "MLP", "ResNet", "ViT",
+           "architecture", "build", "check_layer_list", "check_nodes", "default_config",
+           "default_widths", "has_graph_layers", "layer_list", "register_family", "settings",
+           "stage_widths", "structure"]
 
 
 def build(model_cfg: Any, graph: Any, width: Any = None) -> nn.Module:
@@ -55,11 +53,21 @@ def build(model_cfg: Any, graph: Any, width: Any = None) -> nn.Module:
     s = settings(model_cfg)
     graph = relational.as_graph(graph)
     check_nodes(s, graph)
-    module = FAMILIES[s.name].make(s, graph, stage_widths(s, width))
-    for layer in module.layer_list(_PROBE_SHAPE):
+    family = FAMILIES[s.name]
+    module = family.make(s, graph, stage_widths(s, width))
+    for layer in module.layer_list(family.probe_shape(s)):
         if layer.kind == "graph":
             relational.layer_graph(graph, layer.cin, layer.cout, layer=f"{s.name}: layer {layer.path}")
     return module
+
+
+def has_graph_layers(model_cfg: Any) -> bool:
+    """Whether any layer follows the graph (a ViT with graph_layers="none" has none, so
+    every graph gives it the same model)."""
+    s = settings(model_cfg)
+    family = FAMILIES[s.name]
+    module = family.make(s, relational.as_graph(f"complete:n={s.nodes}"), stage_widths(s))
+    return any(layer.kind == "graph" for layer in module.layer_list(family.probe_shape(s)))
 
 
 def check_nodes(model_cfg: Any, graph) -> None:
@@ -135,10 +143,11 @@ def check_layer_list(name: str) -> None:
     s = settings(cfg)
     graph = relational.as_graph(f"complete:n={s.nodes}")
     module = build(s, graph)
+    probe = FAMILIES[name].probe_shape(s)
     shapes = jax.eval_shape(lambda x: module.init(jax.random.key(0), x, train=False),
-                            jnp.zeros((1,) + _PROBE_SHAPE))
+                            jnp.zeros((1,) + probe))
     created = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes["params"]))
-    counted = budget.count(s, graph, None, _PROBE_SHAPE).params
+    counted = budget.count(s, graph, None, probe).params
     if created != counted:
         raise ValueError(f"model family {name!r}: its layer_list counts {counted:,} parameters at "
                          f"its tiny setting but init creates {created:,}; layer_list must name "

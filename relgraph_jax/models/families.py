@@ -1,7 +1,7 @@
 """Model families: what `model.name` may be.
 
 Each family is one `Family`, registered once next to its module (the built-ins in mlp.py,
-cnn.py, resnet.py and efficientnet.py; a user's own module with `register_family`, see
+cnn.py, resnet.py, efficientnet.py and vit.py; a user's own module with `register_family`, see
 docs/extending.md). Everything else reads the registry: the model block's defaults and
 checks (`models.settings`), building, stage widths, which variants share a padded
 program (`structure`), the smoke tests and `runlocal` (`tiny`), and the table in
@@ -76,7 +76,9 @@ class Family:
     variants share one zero-padded program only if it is equal. width_search: None (the
     original code's search, `budget.search_widths`) or the family's own, for widths with
     constraints of their own: (Settings, cost, default widths, target, side, measure) ->
-    widths, `cost` mapping a width tuple to the measure being matched.
+    widths, `cost` mapping a width tuple to the measure being matched. probe_shape:
+    Settings -> an image shape (H, W, C) the model takes, for the checks that do not depend
+    on the image size (channel counts, the parameter count of `tiny`).
     """
     name: str
     summary: str
@@ -89,6 +91,7 @@ class Family:
     width_scale: int = 1
     structure: Callable[[nn.Module], tuple] = lambda module: ()
     width_search: Callable[..., tuple] | None = None
+    probe_shape: Callable[[Settings], tuple] = lambda s: (32, 32, 3)
 
     def scaled_widths(self, s: Settings, width: int) -> tuple[int, ...]:
         """The per-stage widths that base width `width` stands for."""

@@ -3,14 +3,16 @@
 The model width d is split into `nodes` channel groups, as the paper splits the MLP's
 layers. In every pre-LayerNorm block the attention's query, key, value and output
 projections (d -> d) and the MLP's two layers (d -> hidden -> d) are graph layers, or the
-ones `graph_layers` names; an edge (u, v) lets group u of a layer's inputs reach group v
-of its outputs. Attention itself (the token mixing) is unchanged, and so are the patch
-embedding and the head, as the paper keeps its families' stems and heads dense. With the
-complete graph every mask is all ones: a standard ViT of width d and MLP width hidden.
+ones `graph_layers` names ("none": a plain dense ViT, the benchmark's reference). An edge
+(u, v) lets group u of a layer's inputs reach group v of its outputs. Attention itself
+(the token mixing) is unchanged, and so are the patch embedding and the head, as the paper
+keeps its families' stems and heads dense. With the complete graph every mask is all ones:
+a standard ViT of width d and MLP width hidden.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import flax.linen as nn
@@ -23,12 +25,12 @@ from relgraph_jax.models.settings import choice, fail, positive_int
 from relgraph_jax.ops import IMPLS
 from relgraph_jax.relational import block_graph
 
-# Truncated normal, std 0.02, for every kernel and embedding (timm's and DeiT's init),
-# zero biases; LayerNorm eps 1e-6 (the original ViT's).
+# Truncated normal, std 0.02, for every kernel and the position embedding (timm's and
+# DeiT's init); zero biases and class token; LayerNorm eps 1e-6 (the original ViT's).
 VIT_INIT = nn.initializers.truncated_normal(0.02)
 LAYER_NORM_EPS = 1e-6
 POOLINGS = ("cls", "mean")
-GRAPH_LAYERS = ("all", "mlp", "attention")
+GRAPH_LAYERS = ("all", "mlp", "attention", "none")  # "none": the plain dense ViT
 ATTENTION_PROJECTIONS = ("query", "key", "value", "out")
 MLP_LAYERS = ("fc1", "fc2")
 
@@ -60,7 +62,8 @@ class EncoderBlock(nn.Module):
         q, k, v = (self._linear(width, name)(y).reshape(batch, tokens, self.heads, head_width)
                    for name in ATTENTION_PROJECTIONS[:3])
         scores = jnp.einsum("bqhc,bkhc->bhqk", q, k) / math.sqrt(head_width)
-        mixed = jnp.einsum("bhqk,bkhc->bqhc", nn.softmax(scores, axis=-1), v)
+        weights = nn.softmax(scores.astype(jnp.float32), axis=-1).astype(v.dtype)  # bf16-safe
+        mixed = jnp.einsum("bhqk,bkhc->bqhc", weights, v)
         x = x + self._linear(width, "out")(mixed.reshape(batch, tokens, width))
         y = nn.gelu(self._linear(self.hidden, "fc1")(_layer_norm("ln2")(x)), approximate=False)
         return x + self._linear(width, "fc2")(y)
@@ -92,7 +95,8 @@ class ViT(nn.Module):
         x = x.reshape(x.shape[0], -1, width)
         if self.pooling == "cls":
             cls = self.param("cls", nn.initializers.zeros, (1, 1, width))
-            x = jnp.concatenate([jnp.broadcast_to(cls, (x.shape[0], 1, width)).astype(x.dtype), x], 1)
+            cls = jnp.broadcast_to(cls, (x.shape[0], 1, width)).astype(x.dtype)
+            x = jnp.concatenate([cls, x], axis=1)
         x = x + self.param("pos_embedding", VIT_INIT, (1,) + x.shape[1:])
         for i in range(self.depth):
             x = EncoderBlock(block_graph(self.graph, i), self.heads, hidden, self.graphed(),
@@ -104,7 +108,7 @@ class ViT(nn.Module):
     def graphed(self) -> frozenset:
         """The names of the graph layers in each block."""
         return frozenset({"all": ATTENTION_PROJECTIONS + MLP_LAYERS, "mlp": MLP_LAYERS,
-                          "attention": ATTENTION_PROJECTIONS}[self.graph_layers])
+                          "attention": ATTENTION_PROJECTIONS, "none": ()}[self.graph_layers])
 
     def stage_widths(self) -> tuple[int, ...]:
         return tuple(self.widths)
@@ -129,16 +133,19 @@ class ViT(nn.Module):
             layers.append(Layer("cls", "embedding", 1, width))
         layers.append(Layer("pos_embedding", "embedding", tokens, width))
         graphed = self.graphed()
+        head_width = width // self.heads
         for i in range(self.depth):
-            def linear(name, cin, cout, block=f"block{i}"):
+            def linear(name, cin, cout):
                 kind = "graph" if name in graphed else "dense"
-                return Layer(f"{block}/{name}", kind, cin, cout, out_hw=at_tokens, bias=True,
+                return Layer(f"block{i}/{name}", kind, cin, cout, out_hw=at_tokens, bias=True,
                              block=i if kind == "graph" else None)
             layers += [norm_layer(f"block{i}/ln1", width)]
             layers += [linear(name, width, width) for name in ATTENTION_PROJECTIONS[:3]]
-            # QK^T: each query's d channels against every key; AV: each query's weights
-            # over the tokens against the values' d channels.
-            layers += [Layer(f"block{i}/scores", "product", width, tokens, out_hw=at_tokens),
+            # QK^T: per query, each head's d / heads channels against every key (heads x
+            # tokens scores); AV: per query, each head's weights over the tokens against
+            # the values, d channels in all.
+            layers += [Layer(f"block{i}/scores", "product", head_width, self.heads * tokens,
+                             out_hw=at_tokens),
                        Layer(f"block{i}/mix", "product", tokens, width, out_hw=at_tokens),
                        linear("out", width, width), norm_layer(f"block{i}/ln2", width),
                        linear("fc1", width, hidden), linear("fc2", hidden, width)]
@@ -153,7 +160,8 @@ def _check(s) -> None:
     choice(s, "pooling", POOLINGS)
     choice(s, "graph_layers", GRAPH_LAYERS)
     ratio = s["mlp_ratio"]
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not (
+            math.isfinite(ratio) and ratio > 0):
         fail(s, "mlp_ratio", ratio, "a positive number (MLP width over model width)")
     if s["width"] % s["heads"]:
         fail(s, "width", s["width"], f"a multiple of model.heads={s['heads']}")
@@ -171,7 +179,7 @@ def _search(s, cost, widths: tuple, target: int, side: str, measure: str) -> tup
     """The ViT's width search: the model width d moves in steps of `heads` (each head keeps
     d / heads channels), the MLP width following it at the config's ratio, to the widest d
     whose cost stays at or below the target; then the MLP width, which has no such
-    constraint, moves one channel at a time to end on `side` of the target. One head-sized
+    constraint, takes the one-channel step that ends on `side` of the target. One head-sized
     step of d moves the cost by a few percent, one MLP channel by about 1 / (6 d)."""
     if cost(widths) == target:
         return widths
@@ -190,11 +198,15 @@ def _search(s, cost, widths: tuple, target: int, side: str, measure: str) -> tup
     if cost((d, hidden)) > target:
         raise ValueError(f"vit: no model width that is a multiple of model.heads={s.heads} "
                          f"meets the budget of {target:,} {measure}")
-    while cost((d, hidden + 1)) <= target:
-        hidden += 1
-    if side == "above" and cost((d, hidden)) < target:
-        hidden += 1
-    return d, hidden
+    # The largest MLP width within the target: doubling steps past it, then bisection.
+    below, step = hidden, 1
+    while cost((d, below + step)) <= target:
+        below, step = below + step, 2 * step
+    above = below + step
+    while above - below > 1:
+        middle = (below + above) // 2
+        below, above = (middle, above) if cost((d, middle)) <= target else (below, middle)
+    return d, (above if side == "above" and cost((d, below)) < target else below)
 
 
 register_family(Family(
@@ -211,4 +223,5 @@ register_family(Family(
     # Padding the model width would change LayerNorm's statistics and the heads' split, so
     # only variants of one d share a program; a narrower MLP width pads exactly.
     structure=lambda module: (module.widths[0],),
-    width_search=_search))
+    width_search=_search,
+    probe_shape=lambda s: (s.patch, s.patch, 3)))

@@ -43,4 +43,6 @@ config_fields.register_config_fields(
                               config_fields.one_of(LOSSES)),
     config_fields.ConfigField("train.label_smoothing", 0.1, "`smoothed_cross_entropy`: the "
                               "share alpha of each label spread evenly over the classes",
-                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1)))
+                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1),
+                              inert=lambda flat: flat.get("train.loss", "cross_entropy")
+                              != "smoothed_cross_entropy"))

@@ -7,8 +7,9 @@ minutes into compiling. Per device, in bytes (float32 = 4):
 
 - state: the device's share of every bucket's variant slots, each at its bucket's widest
   widths: parameters (graph layers as their whole dense kernels on the mask path, and as
-  an upper bound on the blocks path; the gather path's degree slots), the
-  SGD momentum (one more copy), BatchNorm statistics and the graph's arrays
+  an upper bound on the blocks path; the gather path's degree slots), the optimiser's
+  state (SGD's momentum one more copy, AdamW's moments two), BatchNorm statistics and the
+  graph's arrays
   (impl="mask": an (in, out) mask per graph layer; "gather": index tables);
 - step: what the variants a device runs at once need (train.variant_batch of them; 0:
   all its slots): STEP_PARAM_COPIES more copies of the parameters (gradient, optimiser
@@ -27,11 +28,17 @@ own buffers). It is an estimate: the trainer refuses only what it says cannot fi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
+import jax
+import jax.numpy as jnp
+
+from relgraph_jax import config_fields
 from relgraph_jax import models as models_lib
 from relgraph_jax import relational
 from relgraph_jax.train import mesh as mesh_lib
+from relgraph_jax.train import optim
 from relgraph_jax.train import variants as variants_lib
 
 FLOAT = 4
@@ -70,6 +77,18 @@ class _Slot:
     activations: int  # floats of every layer's output for one example
 
 
+@functools.lru_cache(maxsize=None)
+def _state_copies(optimizer: str) -> int:
+    """Copies of the parameters an optimiser's state holds, read from the shapes of its
+    state for a probe parameter (SGD 1, AdamW 2; a user's optimiser counts as it is)."""
+    probe = 1024
+    train_cfg = config_fields.defaults().train
+    train_cfg.update(dict(optimizer=optimizer, lr=0.1, weight_decay=0.0, epochs=1))
+    tx = optim.make_optimizer(train_cfg, steps_per_epoch=1)
+    state = jax.eval_shape(tx.init, {"kernel": jax.ShapeDtypeStruct((probe,), jnp.float32)})
+    return sum(leaf.size for leaf in jax.tree.leaves(state)) // probe
+
+
 def _slot(config, graph, widths, input_shape) -> _Slot:
     impl = config.model.get("impl", "mask")
     nodes = config.model.nodes
@@ -98,7 +117,8 @@ def _slot(config, graph, widths, input_shape) -> _Slot:
                 graph_arrays += layer.cin * layer.cout
         params += weights + (layer.cout if layer.bias else 0)
         activations += layer.cout * layer.positions
-    return _Slot(FLOAT * (2 * params + stats + graph_arrays), params, activations)
+    copies = 1 + _state_copies(config.train.get("optimizer", "sgd"))
+    return _Slot(FLOAT * (copies * params + stats + graph_arrays), params, activations)
 
 
 def estimate(config, variant_list, num_train: int, num_test: int, devices: int,

@@ -5,9 +5,10 @@ Each is a `Component` in OPTIMIZERS whose `make(train_cfg, schedule)` returns a 
 multiplier `train.schedule` gives (schedules.py). Base learning rate and weight decay are
 injected hyper-parameters so that a hyper-parameter grid can give each variant its own
 values inside one vmapped step. Register one with `OPTIMIZERS.declare(...)`, and its own
-fields with `config_fields.register_config_fields` (docs/extending.md). Which parameters
-decay (`train.decay`, through `decay_mask`) and gradient clipping (`train.clip_norm`, in
-`make_optimizer`) apply to every optimiser.
+fields with `config_fields.register_config_fields` (docs/extending.md). Gradient clipping
+(`train.clip_norm`, in `make_optimizer`) applies to every optimiser; which parameters
+decay (`train.decay`) to those whose `make` passes `decay_mask` to its decay, as the
+built-ins do.
 """
 from __future__ import annotations
 
@@ -66,19 +67,30 @@ OPTIMIZERS.declare(Component(
     "adamw", "Adam (`train.adam_b1`, `train.adam_b2`, `train.adam_eps`) with decoupled weight "
     "decay times the scheduled rate, as PyTorch/optax AdamW: the Transformer's", _adamw))
 
+
+
+def _unless(optimizer: str):
+    """An optimiser's own fields change nothing under another one (left out of the identity)."""
+    return lambda flat: flat.get("train.optimizer", "sgd") != optimizer
+
+
 config_fields.register_config_fields(
     config_fields.ConfigField("train.optimizer", "sgd", "optimiser (a name in the optimizer table)",
                               config_fields.one_of(OPTIMIZERS)),
     config_fields.ConfigField("train.momentum", 0.9, "SGD momentum",
-                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1)),
+                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1),
+                              inert=_unless("sgd")),
     config_fields.ConfigField("train.nesterov", True, "SGD with Nesterov momentum",
-                              config_fields.boolean),
+                              config_fields.boolean, inert=_unless("sgd")),
     config_fields.ConfigField("train.adam_b1", 0.9, "AdamW: decay of the first moment",
-                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1)),
+                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1),
+                              inert=_unless("adamw")),
     config_fields.ConfigField("train.adam_b2", 0.999, "AdamW: decay of the second moment",
-                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1)),
+                              config_fields.number("in [0, 1)", lambda v: 0 <= v < 1),
+                              inert=_unless("adamw")),
     config_fields.ConfigField("train.adam_eps", 1e-8, "AdamW: added to the root of the second "
-                              "moment", config_fields.number("> 0", lambda v: v > 0)),
+                              "moment", config_fields.number("> 0", lambda v: v > 0),
+                              inert=_unless("adamw")),
     config_fields.ConfigField("train.decay", "all", "which parameters weight decay applies to: "
                               "all (graph2nn's) or kernels (conv, linear and graph-layer weights; "
                               "not biases, norms or embeddings, as Transformers train)",

@@ -183,11 +183,17 @@ def check_graphs(config, graphs) -> None:
         raise ValueError(f"search.keep_complete=True keeps the complete graph as a baseline, but "
                          f"the sweep has none; add complete:n={config.model.nodes} to the graphs "
                          "or set search.keep_complete=False")
+    sparse = sorted(g.spec for g in graphs if not g.is_complete)
+    if sparse and not models.has_graph_layers(config.model):
+        raise ValueError(f"{config.model.name}: these model settings have no graph layers, so "
+                         f"{sparse[0]} would train the complete graph's model; sweep "
+                         f"complete:n={config.model.nodes} alone, or give the model graph layers")
     if config.model.get("impl") == "gather" and any(hasattr(g, "block") for g in graphs):
         raise ValueError("model.impl='gather' pads every layer's tables to one graph's "
                          "in-degree, but a graph per block (per_block:, graph_per_block) gives "
                          "each block its own: use model.impl='mask'")
     if config.model.get("impl") == "blocks" and len(specs) > 1:
         raise ValueError(f"model.impl='blocks' compiles one graph's blocks into the program, but "
-                         f"this sweep has {len(specs)} graphs; use model.impl='mask' or (MLP) "
-                         "'gather', which carry each variant's graph as data")
+                         f"this sweep has {len(specs)} graphs; use model.impl='mask' or "
+                         "'gather' (where the family allows it), which carry each variant's "
+                         "graph as data")

@@ -84,8 +84,11 @@ def create(workdir: str) -> None:
 
 
 def _differences(old: dict, new: dict) -> str:
-    """'key: A there vs B now; ...' for the first five keys that differ."""
-    diffs = [f"{k}: {old.get(k, '<absent>')!r} there vs {new.get(k, '<absent>')!r} now"
+    """'key: A there vs B now; ...' for the first five keys that differ. The identities
+    leave out fields at their default, so a key one side lacks is at its default there."""
+    def shown(identity: dict, key: str) -> str:
+        return repr(identity[key]) if key in identity else "its default"
+    diffs = [f"{k}: {shown(old, k)} there vs {shown(new, k)} now"
              for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return "; ".join(diffs[:5]) + (f"; and {len(diffs) - 5} more" if len(diffs) > 5 else "")
 
