@@ -110,15 +110,17 @@ def _budget(s, graph, widths: tuple, shape) -> Budget:
 @functools.lru_cache(maxsize=65536)
 def _matched_widths(s, graph, shape, side: str, measure: str) -> tuple:
     which = MEASURES[measure]
-    target = _cost(s, _complete(s.nodes), models.default_widths(s), shape)[which]
+    defaults = models.default_widths(s)
+    target = _cost(s, _complete(s.nodes), defaults, shape)[which]
+
     def cost(widths):
         return _cost(s, graph, widths, shape)[which]
 
     family_search = models.FAMILIES[s.name].width_search
     if family_search is not None:
-        return family_search(s, cost, models.default_widths(s), target, side, measure)
+        return family_search(s, cost, defaults, target, side, measure)
     rounds = CIFAR_SCALE_ROUNDS if shape[:2] == (32, 32) else IMAGENET_SCALE_ROUNDS
-    return search_widths(cost, models.default_widths(s), target, rounds, side, measure)
+    return search_widths(cost, defaults, target, rounds, side, measure)
 
 
 def search_widths(cost, widths, target: int, scale_rounds: int, side: str = "above",

@@ -65,9 +65,8 @@ def has_graph_layers(model_cfg: Any) -> bool:
     """Whether any layer follows the graph (a ViT with graph_layers="none" has none, so
     every graph gives it the same model)."""
     s = settings(model_cfg)
-    family = FAMILIES[s.name]
-    module = family.make(s, relational.as_graph(f"complete:n={s.nodes}"), stage_widths(s))
-    return any(layer.kind == "graph" for layer in module.layer_list(family.probe_shape(s)))
+    layers = architecture(s, default_widths(s), FAMILIES[s.name].probe_shape(s), True)
+    return any(layer.kind == "graph" for layer in layers)
 
 
 def check_nodes(model_cfg: Any, graph) -> None:
